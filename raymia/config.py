@@ -1,0 +1,336 @@
+"""Typed, frozen configuration: Experiment (one trial) and its parts.
+
+Every default lives here, once. `Experiment.from_dict` builds a config from
+plain data (a sweep's resolved trial) and raises `ConfigError` naming the
+dotted path of the first bad field. Registry names (dataset, model, defense,
+attack) are checked against their registries, whose errors list valid names.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """Bad input: one line that names the culprit (a dotted config path or a file)."""
+
+    def __init__(self, where: str, message: str):
+        self.where, self.message = where, message
+        super().__init__(f"{where}: {message}" if where else message)
+
+    def under(self, prefix: str) -> "ConfigError":
+        return ConfigError(f"{prefix}.{self.where}" if self.where else prefix, self.message)
+
+
+def check(condition: bool, where: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(where, message)
+
+
+def check_choice(value: str, choices, where: str) -> None:
+    check(value in choices, where, f"unknown value {value!r}; valid: {', '.join(sorted(choices))}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which dataset. `root` (or the RAYMIA_DATA variable) holds local files for
+    purchase100, texas100, cifar10 and cifar100; `size`, `n_features` and
+    `n_classes` shape the `synthetic` generator and are ignored otherwise."""
+
+    name: str = "digits"
+    root: str | None = None
+    size: int = 10_000
+    n_features: int = 600
+    n_classes: int = 100
+
+    def __post_init__(self):
+        from raymia.data import DATASETS
+
+        check_choice(self.name, DATASETS, "name")
+        check(self.size >= 2, "size", f"must be >= 2, got {self.size}")
+        check(self.n_features >= 1, "n_features", f"must be >= 1, got {self.n_features}")
+        check(self.n_classes >= 2, "n_classes", f"must be >= 2, got {self.n_classes}")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Sizes of the membership split (see raymia.data.splits).
+
+    The target trains on `n_members` examples; as many non-members are drawn;
+    together they form the audit set. `n_shadow_pool` extra examples, disjoint
+    from the audit set, join the attacker's universe that shadow models sample
+    from; `n_validation` examples are held out for defenses that need them."""
+
+    n_members: int = 150
+    n_shadow_pool: int = 0
+    n_validation: int = 0
+
+    def __post_init__(self):
+        check(self.n_members >= 1, "n_members", f"must be >= 1, got {self.n_members}")
+        check(self.n_shadow_pool >= 0, "n_shadow_pool", f"must be >= 0, got {self.n_shadow_pool}")
+        check(self.n_validation >= 0, "n_validation", f"must be >= 0, got {self.n_validation}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture, by registry name or `torchvision.<arch>`; `widths` and
+    `activation` shape the `mlp`."""
+
+    name: str = "mlp"
+    widths: tuple[int, ...] = (256, 256)
+    activation: str = "relu"
+
+    def __post_init__(self):
+        from raymia.models import ACTIVATIONS, check_model_name
+
+        check_model_name(self.name)
+        check(all(w >= 1 for w in self.widths), "widths", f"must be positive, got {self.widths}")
+        check_choice(self.activation, ACTIVATIONS, "activation")
+
+
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine", "step")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The one training loop's knobs (raymia.train.loop)."""
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    epochs: int = 100
+    batch_size: int = 32
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    schedule: str = "constant"
+    device: str = "auto"
+
+    def __post_init__(self):
+        check_choice(self.optimizer, OPTIMIZERS, "optimizer")
+        check_choice(self.schedule, SCHEDULES, "schedule")
+        check(self.lr > 0 and math.isfinite(self.lr), "lr", f"must be > 0, got {self.lr}")
+        check(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
+        check(self.batch_size >= 1, "batch_size", f"must be >= 1, got {self.batch_size}")
+        check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
+        check(0 <= self.label_smoothing < 1, "label_smoothing",
+              f"must be in [0, 1), got {self.label_smoothing}")
+        check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"), "device",
+              f"must be auto, cpu or cuda[:N], got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class ShadowConfig:
+    """The attacker's shadow models. `train`: `like_target` trains them with the
+    target's defense (the attacker knows the training recipe), `undefended`
+    without it. `models_per_job` shadow models share one training job."""
+
+    n_models: int = 8
+    train: str = "like_target"
+    models_per_job: int = 4
+
+    def __post_init__(self):
+        check(self.n_models >= 2 and self.n_models % 2 == 0, "n_models",
+              f"must be even and >= 2 (each example is IN for half of them), got {self.n_models}")
+        check_choice(self.train, ("like_target", "undefended"), "train")
+        check(self.models_per_job >= 1, "models_per_job", f"must be >= 1, got {self.models_per_job}")
+
+
+def _default_attacks() -> tuple[str, ...]:
+    from raymia.attacks import ATTACKS
+
+    return tuple(ATTACKS)
+
+
+def _default_defense():
+    from raymia.defenses import NoDefense
+
+    return NoDefense()
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One trial: everything that determines its results (and so its trial_id)."""
+
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    defense: Any = field(default_factory=_default_defense)
+    shadows: ShadowConfig = field(default_factory=ShadowConfig)
+    attacks: tuple[str, ...] = field(default_factory=_default_attacks)
+
+    def __post_init__(self):
+        from raymia.attacks import ATTACKS
+        from raymia.defenses import DEFENSES
+
+        check(0 <= self.seed < 2**32, "seed", f"must be in [0, 2**32), got {self.seed}")
+        check(type(self.defense) in DEFENSES.values(), "defense",
+              f"must be a defense config, got {self.defense!r}")
+        check(len(self.attacks) > 0, "attacks", "must name at least one attack")
+        for i, name in enumerate(self.attacks):
+            try:
+                check_choice(name, ATTACKS, f"attacks[{i}]")
+            except TypeError:
+                raise ConfigError(f"attacks[{i}]", f"must be a name, got {name!r}") from None
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Experiment":
+        return from_dict(cls, data)
+
+    @property
+    def trial_id(self) -> str:
+        """Short content hash of the whole config: same config, same id."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+# --- plain data <-> dataclasses -------------------------------------------------
+
+def to_dict(obj) -> Any:
+    """Dataclasses to nested dicts (defenses carry their registry `name`)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out = {}
+        if hasattr(type(obj), "name") and "name" not in {f.name for f in dataclasses.fields(obj)}:
+            out["name"] = type(obj).name
+        for f in dataclasses.fields(obj):
+            out[f.name] = to_dict(getattr(obj, f.name))
+        return out
+    if isinstance(obj, (tuple, list)):
+        return [to_dict(v) for v in obj]
+    return obj
+
+
+def from_dict(cls, data: Any, path: str = ""):
+    """Build dataclass `cls` from plain data, checking every field's name and type."""
+    if dataclasses.is_dataclass(data) and not isinstance(data, type):
+        data = to_dict(data)
+    if not isinstance(data, dict):
+        raise ConfigError(path, f"expected a mapping of fields, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        where = f"{path}.{key}" if path else key
+        if key == "name" and "name" not in fields and hasattr(cls, "name"):
+            continue  # registry tag of a defense config
+        if key not in fields:
+            raise ConfigError(where, f"unknown field; valid: {', '.join(sorted(fields))}")
+        kwargs[key] = _coerce(value, hints[key], where)
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        raise (e.under(path) if path else e) from None
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is Any:  # the defense: resolved through its registry
+        from raymia.defenses import defense_from_dict
+
+        return defense_from_dict(value, where)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        return _coerce(value, next(a for a in args if a is not type(None)), where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(where, f"expected a list, got {value!r}")
+        (item,) = typing.get_args(tp)[:1]
+        return tuple(_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value))
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and hasattr(value, "__index__") and not isinstance(value, bool):
+        return int(value)
+    if tp in (str, bool) and isinstance(value, tp):
+        return value
+    raise ConfigError(where, f"expected {getattr(tp, '__name__', tp)}, got {value!r}")
+
+
+def set_path(tree: dict, dotted: str, value: Any) -> None:
+    """Set `tree[a][b][c] = value` for dotted path 'a.b.c', creating no new levels
+    but the last (a wrong middle name is reported by `from_dict`)."""
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for i, key in enumerate(parents):
+        child = node.get(key)
+        if not isinstance(child, dict):
+            raise ConfigError(".".join(parents[: i + 1]), "is not a config section")
+        node = child
+    node[leaf] = to_dict(value)
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """Nested dict to {dotted path: leaf}."""
+    out = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What each trial reserves (its placement group): a bundle of `trial_cpus`
+    for the trial itself (it runs the attacks) plus `parallel_jobs` bundles of
+    `cpus_per_job` CPUs and `gpus_per_job` GPUs (fractions share a GPU), one
+    per training job running at once."""
+
+    cpus_per_job: float = 1.0
+    gpus_per_job: float = 0.0
+    parallel_jobs: int = 1
+    trial_cpus: float = 0.0
+
+    def __post_init__(self):
+        check(self.cpus_per_job > 0, "cpus_per_job", f"must be > 0, got {self.cpus_per_job}")
+        check(self.gpus_per_job >= 0, "gpus_per_job", f"must be >= 0, got {self.gpus_per_job}")
+        check(self.gpus_per_job <= 1 or float(self.gpus_per_job).is_integer(), "gpus_per_job",
+              f"must be a fraction <= 1 or a whole number, got {self.gpus_per_job}")
+        check(self.parallel_jobs >= 1, "parallel_jobs", f"must be >= 1, got {self.parallel_jobs}")
+        check(self.trial_cpus >= 0, "trial_cpus", f"must be >= 0, got {self.trial_cpus}")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A sweep file's `sweep`: a base experiment, a space over dotted config
+    paths (plain values or Ray Tune search-space primitives such as
+    `tune.grid_search([...])`), and the seeds every configuration runs with.
+    `num_samples` draws that many configurations from random domains."""
+
+    name: str
+    base: Experiment = field(default_factory=Experiment)
+    space: dict = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0,)
+    num_samples: int = 1
+    resources: Resources = field(default_factory=Resources)
+    max_concurrent: int | None = None
+    write_signals: bool = True
+
+    def __post_init__(self):
+        check(isinstance(self.name, str) and self.name.replace("_", "").replace("-", "").isalnum(),
+              "sweep.name", f"must be letters, digits, '-' or '_', got {self.name!r}")
+        check(isinstance(self.base, Experiment), "sweep.base", "must be a raymia.Experiment")
+        check(isinstance(self.space, dict) and all(isinstance(k, str) for k in self.space),
+              "sweep.space", "must be a dict keyed by dotted config paths")
+        check("seed" not in self.space, "sweep.space.seed", "give seeds with Sweep(seeds=...)")
+        check(len(self.seeds) > 0, "sweep.seeds", "must hold at least one seed")
+        check(self.num_samples >= 1, "sweep.num_samples", f"must be >= 1, got {self.num_samples}")
+        check(isinstance(self.resources, Resources), "sweep.resources", "must be a raymia.Resources")
+        check(self.max_concurrent is None or self.max_concurrent >= 1, "sweep.max_concurrent",
+              f"must be >= 1, got {self.max_concurrent}")

@@ -1,0 +1,22 @@
+"""Dataset registry: name -> loader(DataConfig) -> Dataset."""
+from __future__ import annotations
+
+from raymia.data import cifar, digits, synthetic, tabular
+from raymia.data.dataset import Dataset, DataError
+
+DATASETS = {
+    "digits": digits.load,
+    "purchase100": tabular.load_purchase100,
+    "texas100": tabular.load_texas100,
+    "cifar10": cifar.load,
+    "cifar100": cifar.load,
+    "synthetic": synthetic.load,
+}
+
+
+def load_dataset(cfg) -> Dataset:
+    """Load the dataset a DataConfig names; bad files raise DataError naming the file."""
+    return DATASETS[cfg.name](cfg)
+
+
+__all__ = ["DATASETS", "Dataset", "DataError", "load_dataset"]

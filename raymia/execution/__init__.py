@@ -1,0 +1,1 @@
+"""The only package that imports Ray (except `inprocess`, the executor for unit tests)."""

@@ -1,0 +1,61 @@
+"""Training jobs on Ray actors inside the trial's placement group.
+
+The dataset is put in the object store once by the driver; each actor gets
+the reference (read zero-copy on its node) and every job carries only index
+arrays. Actors are placed in the current trial's placement group, so a
+trial's children always fit what it reserved and trials never deadlock.
+"""
+from __future__ import annotations
+
+import ray
+import torch
+from ray.util import ActorPool
+from ray.util.placement_group import get_current_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from raymia.config import Resources
+from raymia.train import JobResult, TrainJob, run_job
+
+
+def node_label() -> str:
+    """The node this process runs on: its address and the start of its Ray node id."""
+    ctx = ray.get_runtime_context()
+    return f"{ray.util.get_node_ip_address()}/{ctx.get_node_id()[:8]}"
+
+
+def torch_threads(cpus: float) -> int:
+    return max(1, int(cpus))
+
+
+@ray.remote
+class TrainWorker:
+    def __init__(self, data, threads: int):
+        torch.set_num_threads(threads)
+        self.data, self.node = data, node_label()
+
+    def run(self, job: TrainJob) -> JobResult:
+        return run_job(job, self.data, node=self.node)
+
+
+class RayExecutor:
+    """`resources.parallel_jobs` actors, each with `cpus_per_job` CPUs and
+    `gpus_per_job` GPUs, in the caller's placement group when there is one."""
+
+    def __init__(self, data_ref: ray.ObjectRef, resources: Resources):
+        pg = get_current_placement_group()
+        strategy = (PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=-1)
+                    if pg is not None else None)
+        self.actors = [
+            TrainWorker.options(num_cpus=resources.cpus_per_job, num_gpus=resources.gpus_per_job,
+                                scheduling_strategy=strategy)
+            .remote(data_ref, torch_threads(resources.cpus_per_job))
+            for _ in range(resources.parallel_jobs)
+        ]
+
+    def run(self, jobs: list[TrainJob]) -> list[JobResult]:
+        pool = ActorPool(self.actors)
+        return list(pool.map(lambda actor, job: actor.run.remote(job), jobs))
+
+    def close(self) -> None:
+        for actor in self.actors:
+            ray.kill(actor)

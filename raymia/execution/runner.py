@@ -1,0 +1,138 @@
+"""Run a sweep on Ray Tune: one trial per configuration, results in Parquet."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import ray
+from ray import tune
+
+from raymia.config import Sweep, flatten
+from raymia.execution.plan import data_key, expand, load_and_check
+from raymia.execution.trainable import trainable, write_trial
+from raymia.experiment import trial_row
+from raymia.results import part_path, read_part
+
+MAX_FAILURES = 2  # Tune retries of a trial whose actors or node were lost
+
+
+def connect(address: str | None) -> None:
+    """Join the cluster at `address`, else start a local Ray on this machine."""
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, logging_level=logging.WARNING)
+    else:
+        ray.init(include_dashboard=False, logging_level=logging.WARNING)
+
+
+def placement(sweep: Sweep) -> tune.PlacementGroupFactory:
+    """The trial's bundle, then one bundle per concurrently running training job."""
+    r = sweep.resources
+    job = {"CPU": r.cpus_per_job, **({"GPU": r.gpus_per_job} if r.gpus_per_job else {})}
+    head = {"CPU": r.trial_cpus} if r.trial_cpus else {}
+    return tune.PlacementGroupFactory([head] + [dict(job) for _ in range(r.parallel_jobs)])
+
+
+class Progress(tune.Callback):
+    def __init__(self, labels: dict[str, str], out: Callable[[str], None]):
+        self.labels, self.out, self.done = labels, out, 0
+
+    def _id(self, trial) -> str:
+        return trial.config["trial"]["id"]
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.out(f"started  {self._id(trial)}  {self.labels[self._id(trial)]}")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self.done += 1
+        if result["status"] != "ok":
+            detail = f"FAILED: {result['error']}"
+        else:
+            detail = (f"test_acc={result['test_acc']:.3f} best_auc={result['best_auc']:.3f} "
+                      f"tpr@1%fpr={result['best_tpr_at_fpr_0.01']:.3f}")
+        done = " (already done)" if result.get("resumed") else ""
+        self.out(f"[{self.done}/{len(self.labels)}] {self._id(trial)}  {detail}  "
+                 f"node {result['node']}{done}")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.out(f"error    {self._id(trial)}  (Tune retries it up to {MAX_FAILURES} times)")
+
+
+def varying(experiments) -> dict[str, dict]:
+    """trial_id -> the config leaves that differ between the sweep's trials."""
+    flat = {e.trial_id: flatten(e.to_dict()) for e in experiments}
+    keys = sorted({k for f in flat.values() for k in f})
+    differ = [k for k in keys if len({repr(f.get(k)) for f in flat.values()}) > 1]
+    return {tid: {k: f.get(k) for k in differ} for tid, f in flat.items()}
+
+
+def run_sweep(sweep: Sweep, results_dir: Path, address: str | None = None, resume: bool = False,
+              max_concurrent: int | None = None, dry_run: bool = False,
+              out: Callable[[str], None] = print) -> int:
+    """Validate, run and summarize a sweep. Returns the exit status: 0 when every
+    trial succeeded, 1 when some failed. Bad input raises ConfigError first."""
+    experiments = expand(sweep)
+    datasets = load_and_check(experiments)
+    params = varying(experiments)
+    labels = {tid: " ".join(f"{k}={v}" for k, v in p.items()) for tid, p in params.items()}
+    out(f"sweep {sweep.name}: {len(experiments)} trials -> {results_dir}")
+    if dry_run:
+        for tid, label in labels.items():
+            out(f"  {tid}  {label}")
+        return 0
+    connect(address)
+    refs = {key: ray.put(data) for key, data in datasets.items()}
+    results_dir = results_dir.resolve()
+    results_dir.mkdir(parents=True, exist_ok=True)
+    space = [{"id": e.trial_id, "data": data_key(e), "config": e.to_dict()} for e in experiments]
+    run = tune.with_parameters(trainable, data_refs=refs, results_dir=str(results_dir),
+                               sweep=sweep.name, resources=sweep.resources,
+                               write_signals=sweep.write_signals, resume=resume)
+    name = lambda trial: trial.config["trial"]["id"]  # noqa: E731
+    tuner = tune.Tuner(
+        tune.with_resources(run, placement(sweep)),
+        param_space={"trial": tune.grid_search(space)},
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or sweep.max_concurrent,
+                                    trial_name_creator=name, trial_dirname_creator=name),
+        run_config=tune.RunConfig(name=sweep.name, storage_path=str(results_dir / "_tune"),
+                                  failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
+                                  verbose=0, callbacks=[Progress(labels, out)]))
+    grid = tuner.fit()
+    by_id = {e.trial_id: e for e in experiments}
+    for result in grid:  # trials Tune gave up on leave no row of their own: record them
+        tid = result.config["trial"]["id"]
+        if result.error is not None and not part_path(results_dir, "trials", tid).exists():
+            now = datetime.now(timezone.utc)
+            error = str(result.error).strip().splitlines()[0][:500]
+            write_trial(results_dir, tid, {"trials": trial_row(by_id[tid], sweep.name, "failed",
+                                                               error, now, now.timestamp(), "")})
+    table = summary_table(results_dir, params)
+    out("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    out(f"\nParquet tables: {results_dir}/{{trials,attacks,scores,signals}}  "
+        f"(pandas.read_parquet('{results_dir}/attacks'))")
+    return 0 if (table["status"] == "ok").all() else 1
+
+
+def _short(path: str) -> str:
+    return "defense" if path == "defense.name" else path.removeprefix("defense.")
+
+
+def summary_table(results_dir: Path, params: dict[str, dict]) -> pd.DataFrame:
+    """One row per trial: varied parameters, test accuracy, best attack AUC and TPR at 1% FPR."""
+    rows = []
+    for tid, p in params.items():
+        trial = read_part(results_dir, "trials", tid)
+        attacks = read_part(results_dir, "attacks", tid)
+        row = {"trial_id": tid, **{_short(k): v for k, v in p.items()}}
+        row["status"] = trial["status"].iloc[0] if trial is not None else "missing"
+        row["test_acc"] = trial["test_acc"].iloc[0] if trial is not None else None
+        best = attacks.loc[attacks["auc"].idxmax()] if attacks is not None and len(attacks) else None
+        row["best_attack"] = f"{best['attack']}/{best['variant']}" if best is not None else ""
+        row["best_auc"] = best["auc"] if best is not None else None
+        row["tpr@1%fpr"] = attacks["tpr_at_fpr_0.01"].max() if best is not None else None
+        rows.append(row)
+    return pd.DataFrame(rows)

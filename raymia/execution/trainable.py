@@ -1,0 +1,79 @@
+"""The Tune trainable: a thin adapter, dict -> Experiment -> run_trial -> Parquet -> report.
+
+Errors of the experiment itself (a diverging loss, a bad value) are recorded
+as a failed trial; errors of the system (a lost actor or node) are raised so
+that Tune retries the trial under its FailureConfig.
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import ray
+import torch
+from ray import tune
+
+from raymia.config import Experiment, Resources
+from raymia.execution.actors import RayExecutor, node_label, torch_threads
+from raymia.experiment import run_trial, trial_row
+from raymia.results import TABLES, finished_ok, part_path, read_part, write_part
+
+SYSTEM_ERRORS = (ray.exceptions.RayActorError, ray.exceptions.NodeDiedError,
+                 ray.exceptions.ObjectLostError, ray.exceptions.WorkerCrashedError)
+
+
+def one_line(error: BaseException) -> str:
+    cause = getattr(error, "cause", None) or error  # a RayTaskError wraps the job's error
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[0] if text else ''}".strip()
+
+
+def write_trial(results_dir: Path, trial_id: str, tables: dict[str, pd.DataFrame]) -> None:
+    """Write the trial's parts, `trials` last (its presence marks the trial done);
+    parts of an earlier run that this run did not produce are removed."""
+    for table in TABLES:
+        if table == "trials":
+            continue
+        if table in tables:
+            write_part(results_dir, table, trial_id, tables[table])
+        else:
+            part_path(results_dir, table, trial_id).unlink(missing_ok=True)
+    write_part(results_dir, "trials", trial_id, tables["trials"])
+
+
+def summary(trials: pd.DataFrame, attacks: pd.DataFrame | None) -> dict:
+    row = trials.iloc[0]
+    out = {"trial_id": row["trial_id"], "status": row["status"], "error": row["error"],
+           "test_acc": row["test_acc"], "node": row["node"], "best_auc": None,
+           "best_tpr_at_fpr_0.01": None}
+    if attacks is not None and len(attacks):
+        out["best_auc"] = float(attacks["auc"].max())
+        out["best_tpr_at_fpr_0.01"] = float(attacks["tpr_at_fpr_0.01"].max())
+    return out
+
+
+def trainable(config: dict, data_refs: dict, results_dir: str, sweep: str,
+              resources: Resources, write_signals: bool, resume: bool) -> None:
+    exp = Experiment.from_dict(config["trial"]["config"])
+    results = Path(results_dir)
+    if resume and finished_ok(results, exp.trial_id):
+        tune.report({**summary(read_part(results, "trials", exp.trial_id),
+                               read_part(results, "attacks", exp.trial_id)), "resumed": True})
+        return
+    torch.set_num_threads(torch_threads(resources.trial_cpus))
+    data_ref = data_refs[config["trial"]["data"]]
+    node, started, t0 = node_label(), datetime.now(timezone.utc), time.time()
+    executor = RayExecutor(data_ref, resources)
+    try:
+        tables = run_trial(exp, ray.get(data_ref), executor, sweep=sweep, node=node,
+                           write_signals=write_signals)
+    except SYSTEM_ERRORS:
+        raise
+    except Exception as error:  # the experiment failed, not the system: record it
+        tables = {"trials": trial_row(exp, sweep, "failed", one_line(error), started, t0, node)}
+    finally:
+        executor.close()
+    write_trial(results, exp.trial_id, tables)
+    tune.report({**summary(tables["trials"], tables.get("attacks")), "resumed": False})

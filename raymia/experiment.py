@@ -1,0 +1,162 @@
+"""One trial, start to finish, given an executor for its training jobs. No Ray here.
+
+  1. splits: members / non-members / shadow pool / keep matrix (data.splits)
+  2. jobs: the target (with its defense) and the shadow models, run together
+  3. signals: every model's logits on the attacker's universe
+  4. attacks: pure functions of the signals -> scores (higher = member)
+  5. metrics -> rows of the trials / attacks / scores / signals tables
+"""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+import torch
+
+from raymia import __version__
+from raymia.attacks import AttackInputs, run_attacks
+from raymia.config import Experiment, flatten
+from raymia.data import Dataset
+from raymia.data.splits import Splits, make_splits
+from raymia.defenses import NoDefense, defense_fields
+from raymia.metrics import accuracy, attack_metrics, ece
+from raymia.results import SCHEMA_VERSION
+from raymia.seeding import derive_seed
+from raymia.signals import correct, max_prob, phi, true_log_prob
+from raymia.train import JobResult, TrainJob
+
+EVAL_SET = "original"
+
+
+class Executor(Protocol):
+    def run(self, jobs: list[TrainJob]) -> list[JobResult]:
+        """Run the jobs (in parallel where it can); results in job order."""
+
+
+def make_jobs(exp: Experiment, splits: Splits) -> list[TrainJob]:
+    """The target's job, then the shadow models in jobs of `models_per_job`.
+    Shadow seeds depend on the root seed only, not on the defense."""
+    universe = splits.universe
+    target = TrainJob("target", 0, (splits.members,), (derive_seed(exp.seed, "target"),),
+                      exp.model, exp.train, exp.defense, universe)
+    like_target = exp.shadows.train == "like_target" and exp.defense.applies_to_shadows
+    shadow_defense = exp.defense if like_target else NoDefense()
+    jobs = [target]
+    per_job = exp.shadows.models_per_job
+    for first in range(0, exp.shadows.n_models, per_job):
+        ids = range(first, min(first + per_job, exp.shadows.n_models))
+        jobs.append(TrainJob("shadow", first, tuple(universe[splits.keep[m]] for m in ids),
+                             tuple(derive_seed(exp.seed, "shadow", m) for m in ids),
+                             exp.model, exp.train, shadow_defense, universe))
+    return jobs
+
+
+def _span(results: list[JobResult]) -> float:
+    return max(r.finished_at for r in results) - min(r.started_at for r in results)
+
+
+def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "",
+              node: str = "", write_signals: bool = True) -> dict[str, pd.DataFrame]:
+    """Run one trial; returns its rows for each table (status "ok")."""
+    started = datetime.now(timezone.utc)
+    t0 = time.time()
+    splits = make_splits(len(data), exp.split, exp.shadows.n_models, exp.seed, exp.data.name)
+    results = executor.run(make_jobs(exp, splits))
+    target, shadows = results[0], results[1:]
+
+    universe = splits.universe
+    labels_u = data.y[universe]  # (n_universe,)
+    n_audit, n_members = 2 * len(splits.members), len(splits.members)
+    target_u = target.logits[0]  # (n_universe, C)
+    shadow_u = np.concatenate([r.logits for r in shadows])  # (n_shadow, n_universe, C)
+
+    t_attack = time.time()
+    inputs = AttackInputs(target_u[:n_audit], labels_u[:n_audit], shadow_u, labels_u, splits.keep)
+    outputs = run_attacks(exp.attacks, inputs)
+    is_member = splits.audit_is_member
+    prediction_score = max_prob(inputs.target_logits)
+    key = {"sweep": sweep, "trial_id": exp.trial_id}
+    attack_rows, score_parts = [], []
+    for out in outputs:
+        scores = out.scores.astype(np.float32)  # stored as float32: metrics use what is stored
+        ids = {**key, "attack": out.attack, "variant": out.variant, "eval_set": EVAL_SET}
+        attack_rows.append({**ids, **attack_metrics(scores, is_member, out.predicted,
+                                                     prediction_score),
+                            "threshold": out.threshold, "n_members": n_members,
+                            "n_nonmembers": n_audit - n_members})
+        score_parts.append(pd.DataFrame({**ids, "sample_id": splits.audit, "is_member": is_member,
+                                         "score": scores}))
+    attack_s = time.time() - t_attack
+
+    audit_logits, audit_labels = inputs.target_logits, inputs.labels
+    metrics = {
+        "train_acc": accuracy(audit_logits[:n_members], audit_labels[:n_members]),
+        "test_acc": accuracy(audit_logits[n_members:], audit_labels[n_members:]),
+        "ece": ece(audit_logits[n_members:], audit_labels[n_members:]),
+        "n_members": n_members, "n_nonmembers": n_audit - n_members,
+        "n_shadow_models": exp.shadows.n_models,
+        "train_s": target.finished_at - target.started_at, "shadow_s": _span(shadows),
+        "attack_s": attack_s,
+    }
+    metrics["gap"] = metrics["train_acc"] - metrics["test_acc"]
+    tables = {
+        "trials": trial_row(exp, sweep, "ok", "", started, t0, node, **metrics),
+        "attacks": pd.DataFrame(attack_rows),
+        "scores": pd.concat(score_parts, ignore_index=True),
+    }
+    if write_signals:
+        tables["signals"] = signal_rows(key, universe, labels_u, target_u, shadow_u,
+                                        splits.keep, n_members)
+    return tables
+
+
+def signal_rows(key: dict, universe, labels, target_logits, shadow_logits, keep,
+                n_members: int) -> pd.DataFrame:
+    """One row per (model, universe example): target first, then each shadow."""
+    logits = np.concatenate([target_logits[None], shadow_logits])  # (1 + m, n_universe, C)
+    in_train = np.concatenate([(np.arange(len(universe)) < n_members)[None], keep])
+    roles = np.array(["target"] + ["shadow"] * len(keep))
+    n_models, n = in_train.shape
+    return pd.DataFrame({
+        **key,
+        "role": np.repeat(roles, n),
+        "model_index": np.repeat(np.r_[0, np.arange(len(keep))], n),
+        "sample_id": np.tile(universe, n_models),
+        "in_train": in_train.ravel(),
+        "p_true": np.exp(true_log_prob(logits, labels)).astype(np.float32).ravel(),
+        "phi": phi(logits, labels).astype(np.float32).ravel(),
+        "correct": correct(logits, labels).ravel(),
+    })
+
+
+def trial_row(exp: Experiment, sweep: str, status: str, error: str, started: datetime,
+              t0: float, node: str, **metrics) -> pd.DataFrame:
+    """The trial's one `trials` row; metrics left out are null (e.g. a failed trial)."""
+    config = exp.to_dict()
+    leaves = {f"defense.{k}": None for k in defense_fields()}
+    leaves.update(flatten(config))
+    row = {
+        "schema_version": SCHEMA_VERSION, "sweep": sweep, "trial_id": exp.trial_id,
+        "status": status, "error": error, "dataset": exp.data.name, "model": exp.model.name,
+        "defense": exp.defense.name, **leaves, "config_json": json.dumps(config, sort_keys=True),
+        "epsilon": None, "delta": None, "wall_s": time.time() - t0, "node": node,
+        "raymia_version": __version__, "torch_version": torch.__version__,
+        "ray_version": _version("ray"), "started_at": started,
+        "finished_at": datetime.now(timezone.utc),
+    }
+    for name in ("train_acc", "test_acc", "gap", "ece", "n_members", "n_nonmembers",
+                 "n_shadow_models", "train_s", "shadow_s", "attack_s"):
+        row[name] = metrics.get(name)
+    return pd.DataFrame([row])
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None

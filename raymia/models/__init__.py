@@ -1,0 +1,41 @@
+"""Model registry: name -> builder(input_shape, n_classes, widths, activation).
+
+Names: the entries of MODELS, or `torchvision.<arch>` for any torchvision
+classification architecture (e.g. `torchvision.resnet50`), built untrained.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from raymia.config import ConfigError, ModelConfig
+from raymia.models.cnn import small_cnn
+from raymia.models.mlp import ACTIVATIONS, mlp, purchase_mlp
+from raymia.models.vision import cifar_resnet18, torchvision_classifiers, torchvision_model
+
+MODELS = {
+    "mlp": mlp,
+    "purchase_mlp": purchase_mlp,
+    "texas_mlp": purchase_mlp,
+    "small_cnn": small_cnn,
+    "cifar_resnet18": cifar_resnet18,
+}
+TORCHVISION = "torchvision."
+
+
+def check_model_name(name: str) -> None:
+    if name.startswith(TORCHVISION):
+        arch = name[len(TORCHVISION):]
+        if arch not in torchvision_classifiers():
+            raise ConfigError("name", f"unknown torchvision classifier {arch!r}")
+    elif name not in MODELS:
+        raise ConfigError("name", f"unknown model {name!r}; valid: {', '.join(sorted(MODELS))}, "
+                          f"or {TORCHVISION}<arch>")
+
+
+def build_model(cfg: ModelConfig, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    if cfg.name.startswith(TORCHVISION):
+        return torchvision_model(cfg.name[len(TORCHVISION):], input_shape, n_classes)
+    return MODELS[cfg.name](input_shape, n_classes, widths=cfg.widths, activation=cfg.activation)
+
+
+__all__ = ["ACTIVATIONS", "MODELS", "build_model", "check_model_name"]

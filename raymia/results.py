@@ -1,0 +1,140 @@
+"""The Parquet tables (schema_version 1): schemas, atomic part files, reading back.
+
+Under a results directory each table is a folder of part files, one per trial,
+named `<table>/<trial_id>.parquet`. A part is written to a hidden temporary
+file and renamed into place, so a crash never leaves a half-written part
+(Parquet readers skip names starting with '.'), and a rerun overwrites.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import types
+import typing
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from raymia.config import Experiment
+from raymia.metrics import FPR_POINTS
+
+SCHEMA_VERSION = 1
+TABLES = ("trials", "attacks", "scores", "signals")
+F64, F32, I64, STR, BOOL = pa.float64(), pa.float32(), pa.int64(), pa.string(), pa.bool_()
+TIME = pa.timestamp("us", tz="UTC")
+
+
+def _arrow(tp) -> pa.DataType:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return _arrow(next(a for a in typing.get_args(tp) if a is not type(None)))
+    if typing.get_origin(tp) is tuple:
+        return pa.list_(_arrow(typing.get_args(tp)[0]))
+    return {int: I64, float: F64, str: STR, bool: BOOL}[tp]
+
+
+def config_columns() -> dict[str, pa.DataType]:
+    """Every leaf of the Experiment config as a dotted column; `defense.<field>`
+    for every field any registered defense has."""
+    from raymia.defenses import defense_fields
+
+    def walk(cls, prefix: str) -> dict[str, pa.DataType]:
+        out: dict[str, pa.DataType] = {}
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            path, tp = prefix + f.name, hints[f.name]
+            if dataclasses.is_dataclass(tp):
+                out.update(walk(tp, path + "."))
+            elif tp is typing.Any:  # the defense, a registry of dataclasses
+                out[path + ".name"] = STR
+                out.update({f"{path}.{k}": _arrow(t) for k, t in defense_fields().items()})
+            else:
+                out[path] = _arrow(tp)
+        return out
+
+    return walk(Experiment, "")
+
+
+def _schema(columns) -> pa.Schema:
+    return pa.schema([pa.field(name, tp) for name, tp in columns])
+
+
+def trials_schema() -> pa.Schema:
+    head = [("schema_version", I64), ("sweep", STR), ("trial_id", STR), ("status", STR),
+            ("error", STR), ("seed", I64), ("dataset", STR), ("model", STR), ("defense", STR)]
+    config = [(k, t) for k, t in config_columns().items() if k != "seed"]
+    tail = [("config_json", STR), ("train_acc", F64), ("test_acc", F64), ("gap", F64),
+            ("ece", F64), ("epsilon", F64), ("delta", F64), ("n_members", I64),
+            ("n_nonmembers", I64), ("n_shadow_models", I64), ("wall_s", F64), ("train_s", F64),
+            ("shadow_s", F64), ("attack_s", F64), ("node", STR), ("raymia_version", STR),
+            ("torch_version", STR), ("ray_version", STR), ("started_at", TIME),
+            ("finished_at", TIME)]
+    return _schema(head + config + tail)
+
+
+KEY = [("sweep", STR), ("trial_id", STR)]
+ATTACK_KEY = KEY + [("attack", STR), ("variant", STR), ("eval_set", STR)]
+SCHEMAS = {
+    "trials": trials_schema(),
+    "attacks": _schema(ATTACK_KEY + [("auc", F64)]
+                       + [(f"tpr_at_fpr_{a:g}", F64) for a in FPR_POINTS]
+                       + [(k, F64) for k in ("acc", "precision", "recall", "fpr", "threshold",
+                                             "mmps_tp", "mmps_fp", "mmps_tn", "mmps_fn")]
+                       + [("n_members", I64), ("n_nonmembers", I64)]),
+    "scores": _schema(ATTACK_KEY + [("sample_id", I64), ("is_member", BOOL), ("score", F32)]),
+    "signals": _schema(KEY + [("role", STR), ("model_index", I64), ("sample_id", I64),
+                              ("in_train", BOOL), ("p_true", F32), ("phi", F32),
+                              ("correct", BOOL)]),
+}
+
+
+def to_table(name: str, frame: pd.DataFrame | dict) -> pa.Table:
+    """Columns in schema order and types; a missing or extra column is an error."""
+    frame = pd.DataFrame(frame) if isinstance(frame, dict) else frame
+    schema = SCHEMAS[name]
+    missing, extra = set(schema.names) - set(frame.columns), set(frame.columns) - set(schema.names)
+    if missing or extra:
+        raise ValueError(f"{name} table: missing columns {sorted(missing)}, extra {sorted(extra)}")
+    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+
+
+def part_path(results_dir: Path, table: str, trial_id: str) -> Path:
+    return Path(results_dir) / table / f"{trial_id}.parquet"
+
+
+def write_part(results_dir: Path, table: str, trial_id: str, frame) -> Path:
+    """Write one trial's part of a table atomically (temporary file, then rename)."""
+    path = part_path(results_dir, table, trial_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = to_table(table, frame)
+    fd, tmp = tempfile.mkstemp(prefix=f".{trial_id}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(data, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def read_results(results_dir) -> dict[str, pd.DataFrame]:
+    """Every table present under `results_dir` as a DataFrame, keyed by table name."""
+    root = Path(results_dir)
+    return {t: pd.read_parquet(root / t) for t in TABLES
+            if (root / t).is_dir() and any((root / t).glob("*.parquet"))}
+
+
+def finished_ok(results_dir, trial_id: str) -> bool:
+    """Whether the trial's `trials` part exists with status "ok" (written last)."""
+    path = part_path(results_dir, "trials", trial_id)
+    if not path.exists():
+        return False
+    return bool((pq.read_table(path, columns=["status"]).column(0).to_pylist() or [None])[0] == "ok")
+
+
+def read_part(results_dir, table: str, trial_id: str) -> pd.DataFrame | None:
+    path = part_path(results_dir, table, trial_id)
+    return pd.read_parquet(path) if path.exists() else None

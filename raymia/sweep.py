@@ -1,0 +1,76 @@
+"""`python -m raymia.sweep SWEEP_FILE [--results DIR] [--address ADDR] [--resume]
+[--max-concurrent N] [--dry-run]`: run a sweep file on Ray and write Parquet tables.
+
+Exit status: 0 every trial succeeded, 1 some trial failed (the others are
+written), 2 bad input (reported in one line before anything trains).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+from raymia.config import ConfigError, Sweep
+
+
+def load_sweep(path: str) -> Sweep:
+    """Execute a sweep file (trusted code, like any script) and return its `sweep`."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(path, "no such sweep file")
+    try:
+        source = file.read_text()
+        compile(source, str(file), "exec")
+    except SyntaxError as e:
+        raise ConfigError(f"{path}:{e.lineno}", f"syntax error: {e.msg}") from None
+    spec = importlib.util.spec_from_file_location(f"raymia_sweep_{file.stem}", file)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except ConfigError:
+        raise
+    except Exception as e:
+        raise ConfigError(path, f"{type(e).__name__}: {e}") from None
+    sweep = getattr(module, "sweep", None)
+    if not isinstance(sweep, Sweep):
+        raise ConfigError(path, f"must define `sweep = raymia.Sweep(...)`, found {type(sweep).__name__}")
+    return sweep
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m raymia.sweep", description=__doc__.split("\n\n")[0])
+    p.add_argument("sweep_file")
+    p.add_argument("--results", type=Path, help="results directory (default: results/<sweep name>)")
+    p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
+                   help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep trials already finished in the results directory")
+    p.add_argument("--max-concurrent", type=int, help="trials running at once")
+    p.add_argument("--dry-run", action="store_true", help="check the sweep and list its trials")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if not args.address:  # a local Ray binds to 127.0.0.1 and reports nothing
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        if args.max_concurrent is not None and args.max_concurrent < 1:
+            raise ConfigError("--max-concurrent", f"must be >= 1, got {args.max_concurrent}")
+        sweep = load_sweep(args.sweep_file)
+        from raymia.execution.runner import run_sweep
+
+        results = args.results or Path("results") / sweep.name
+        return run_sweep(sweep, results, address=args.address, resume=args.resume,
+                         max_concurrent=args.max_concurrent, dry_run=args.dry_run,
+                         out=lambda line: print(line, flush=True))
+    except ConfigError as e:
+        print(f"raymia: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""A training job: one or more models of one architecture, trained on index
+sets into the shared dataset. The unit of work that executors run."""
+from __future__ import annotations
+
+import socket
+import time
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from raymia.config import ModelConfig, TrainConfig
+from raymia.data import Dataset
+from raymia.models import build_model
+from raymia.train.loop import predict_logits, train_model
+
+
+@dataclass(frozen=True, eq=False)
+class TrainJob:
+    """Train `len(train_indices)` models; model i trains on sample ids
+    `train_indices[i]` with seed `seeds[i]`, and is then queried on
+    `eval_indices`. `defense` is a defense config (raymia.defenses) or None."""
+
+    role: str
+    first_index: int  # model_index of the first model within its role
+    train_indices: tuple[np.ndarray, ...]
+    seeds: tuple[int, ...]
+    model: ModelConfig
+    train: TrainConfig
+    defense: object
+    eval_indices: np.ndarray
+    return_weights: bool = False
+
+    def __post_init__(self):
+        assert len(self.train_indices) == len(self.seeds) > 0
+
+
+@dataclass(eq=False)
+class JobResult:
+    role: str
+    first_index: int
+    logits: np.ndarray  # (n_models, n_eval, n_classes) float32
+    train_acc: np.ndarray  # (n_models,) accuracy on each model's own training set
+    epochs_run: np.ndarray  # (n_models,)
+    started_at: float
+    finished_at: float
+    node: str
+    device: str
+    weights: list[dict[str, np.ndarray]] | None = field(default=None)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def run_job(job: TrainJob, data: Dataset, node: str | None = None) -> JobResult:
+    """Run a job here, in this process (executors call this wherever they run)."""
+    from raymia.defenses import NoDefense
+
+    started = time.time()
+    device = resolve_device(job.train.device)
+    defense = job.defense or NoDefense()
+    train_cfg = defense.training(job.train)
+    with warnings.catch_warnings():  # arrays from the object store are read-only; never written
+        warnings.simplefilter("ignore", UserWarning)
+        x, y = torch.from_numpy(data.x).to(device), torch.from_numpy(data.y).to(device)
+    logits, accs, epochs, weights = [], [], [], []
+    for train_idx, seed in zip(job.train_indices, job.seeds):
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed)  # init and dropout, restored on exit
+            model = build_model(job.model, data.input_shape, data.n_classes).to(device)
+            generator = torch.Generator().manual_seed(seed)
+            model, log = train_model(model, x, y, train_idx, train_cfg,
+                                     defense.hooks(data, train_cfg), generator)
+        train_logits = predict_logits(model, x, train_idx)
+        accs.append(float((train_logits.argmax(1) == data.y[train_idx]).mean()))
+        logits.append(predict_logits(model, x, job.eval_indices))
+        epochs.append(log.epochs_run)
+        if job.return_weights:
+            weights.append({k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
+    return JobResult(
+        role=job.role, first_index=job.first_index,
+        logits=np.stack(logits).astype(np.float32), train_acc=np.array(accs),
+        epochs_run=np.array(epochs), started_at=started, finished_at=time.time(),
+        node=node or socket.gethostname(), device=str(device),
+        weights=weights if job.return_weights else None)
