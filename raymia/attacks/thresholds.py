@@ -14,9 +14,11 @@ def best_threshold(values: np.ndarray, is_member: np.ndarray) -> float:
     if len(ins) == 0 or len(outs) == 0:
         raise ValueError("threshold fitting needs both members and non-members")
     candidates = np.unique(values)  # sorted
-    tpr = 1.0 - np.searchsorted(ins, candidates, side="left") / len(ins)  # P(in >= t)
-    tnr = np.searchsorted(outs, candidates, side="left") / len(outs)  # P(out < t)
-    return float(candidates[np.argmax(tpr + tnr)])  # argmax: first (smallest) maximum
+    ins_at_or_above = len(ins) - np.searchsorted(ins, candidates, side="left")
+    outs_below = np.searchsorted(outs, candidates, side="left")
+    # balanced accuracy times 2 * n_in * n_out, in exact integers so ties stay ties
+    score = ins_at_or_above * len(outs) + outs_below * len(ins)
+    return float(candidates[np.argmax(score)])  # argmax: the first (smallest) maximum
 
 
 def class_thresholds(values: np.ndarray, is_member: np.ndarray, labels: np.ndarray,

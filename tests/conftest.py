@@ -1,0 +1,42 @@
+import os
+
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+import pytest  # noqa: E402
+
+from raymia import (DataConfig, Experiment, ModelConfig, ShadowConfig,  # noqa: E402
+                    SplitConfig, TrainConfig)
+
+
+def tiny_experiment(**changes) -> Experiment:
+    """A trial that trains in about a second on digits."""
+    base = dict(
+        seed=0,
+        data=DataConfig(name="digits"),
+        split=SplitConfig(n_members=60),
+        model=ModelConfig(name="mlp", widths=(64,)),
+        train=TrainConfig(epochs=15, batch_size=16, lr=3e-3),
+        shadows=ShadowConfig(n_models=4, models_per_job=2),
+    )
+    base.update(changes)
+    return Experiment(**base)
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from raymia.data import load_dataset
+
+    return load_dataset(DataConfig(name="digits"))
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole test session."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False)
+    yield ray
+    ray.shutdown()

@@ -1,0 +1,87 @@
+"""Bad input: one clear line, exit status 2, before any training, nothing written."""
+import textwrap
+
+import pytest
+
+from raymia.sweep import main
+
+GOOD = """
+from ray import tune
+from raymia import Experiment, SplitConfig, Sweep
+sweep = Sweep(name="bad", base=Experiment(split=SplitConfig(n_members={members})), space={space})
+"""
+
+
+def sweep_file(tmp_path, text=None, members=50, space="{}"):
+    path = tmp_path / "sweep.py"
+    path.write_text(textwrap.dedent(text) if text else GOOD.format(members=members, space=space))
+    return path
+
+
+def run_bad(tmp_path, capsys, path):
+    results = tmp_path / "results"
+    status = main([str(path), "--results", str(results)])
+    err = capsys.readouterr().err.strip()
+    assert status == 2
+    assert len(err.splitlines()) == 1 and err.startswith("raymia: error: ")
+    assert not results.exists()
+    return err
+
+
+@pytest.mark.parametrize("kind, expect", [
+    ("missing", "nope.py: no such sweep file"),
+    ("syntax", "sweep.py:3: syntax error"),
+    ("no_sweep", "must define `sweep = raymia.Sweep(...)`"),
+    ("raises", "NameError: name 'undefined_name' is not defined"),
+])
+def test_broken_sweep_files(tmp_path, capsys, kind, expect):
+    path = {
+        "missing": lambda: tmp_path / "nope.py",
+        "syntax": lambda: sweep_file(tmp_path, "x = 1\ny = 2\nsweep = (\n"),
+        "no_sweep": lambda: sweep_file(tmp_path, "sweep = 3\n"),
+        "raises": lambda: sweep_file(tmp_path, "undefined_name\n"),
+    }[kind]()
+    assert expect in run_bad(tmp_path, capsys, path)
+
+
+@pytest.mark.parametrize("space, expect", [
+    ('{"data.name": "mnist"}', "data.name: unknown value 'mnist'; valid: cifar10"),
+    ('{"model.name": "resnet_typo"}', "model.name: unknown model 'resnet_typo'"),
+    ('{"attacks": ["loss", "nope"]}', "attacks[1]: unknown value 'nope'"),
+    ('{"train.learning_rate": 0.1}', "train.learning_rate: unknown field; valid: batch_size"),
+    ('{"trian.lr": 0.1}', "sweep.space.trian: is not a config section"),
+    ('{"defense": tune.grid_search(["none", {"name": "l2", "weight_decay": -1.0}])}',
+     "defense.weight_decay: must be >= 0, got -1.0"),
+    ('{"train.lr": tune.grid_search([])}', "sweep.space.train.lr: grid_search needs a non-empty"),
+])
+def test_bad_fields_are_named(tmp_path, capsys, space, expect):
+    assert expect in run_bad(tmp_path, capsys, sweep_file(tmp_path, space=space))
+
+
+def test_more_members_than_the_data_holds(tmp_path, capsys):
+    err = run_bad(tmp_path, capsys, sweep_file(tmp_path, members=1000))
+    assert "split: needs 2000 examples" in err and "digits holds 1797" in err
+
+
+def test_a_missing_dataset_file(tmp_path, capsys):
+    space = f'{{"data.name": "purchase100", "data.root": "{tmp_path}"}}'
+    err = run_bad(tmp_path, capsys, sweep_file(tmp_path, space=space))
+    assert "no purchase100 files found" in err
+
+
+def test_bad_flag_value(tmp_path, capsys):
+    results = tmp_path / "results"
+    assert main([str(sweep_file(tmp_path)), "--max-concurrent", "0", "--results", str(results)]) == 2
+    assert "--max-concurrent: must be >= 1" in capsys.readouterr().err
+
+
+def test_dry_run_lists_trials_without_starting_ray(tmp_path, capsys):
+    import ray
+
+    was_running = ray.is_initialized()
+    space = '{"train.lr": tune.grid_search([0.001, 0.01])}'
+    results = tmp_path / "results"
+    assert main([str(sweep_file(tmp_path, space=space)), "--dry-run", "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "2 trials" in out and "train.lr=0.01" in out
+    assert not results.exists() and ray.is_initialized() == was_running

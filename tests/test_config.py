@@ -1,0 +1,81 @@
+import math
+
+import pytest
+
+from raymia import L2, ConfigError, Experiment, LabelSmoothing, NoDefense, Sweep, TrainConfig
+from raymia.config import flatten, set_path
+
+
+def test_round_trip_keeps_every_field_and_the_trial_id():
+    exp = Experiment(seed=3, defense=L2(weight_decay=0.01), attacks=("loss", "entropy"))
+    again = Experiment.from_dict(exp.to_dict())
+    assert again == exp
+    assert again.trial_id == exp.trial_id
+
+
+def test_trial_id_changes_with_any_leaf():
+    base = Experiment()
+    ids = {base.trial_id, Experiment(seed=1).trial_id, Experiment(defense=L2()).trial_id,
+           Experiment(defense=L2(weight_decay=1e-2)).trial_id,
+           Experiment(train=TrainConfig(lr=0.01)).trial_id}
+    assert len(ids) == 5
+    assert all(len(i) == 12 for i in ids)
+
+
+@pytest.mark.parametrize("tree, where", [
+    ({"train": {"lr": -1.0}}, "train.lr"),
+    ({"train": {"lrr": 0.1}}, "train.lrr"),
+    ({"train": {"epochs": "ten"}}, "train.epochs"),
+    ({"data": {"name": "mnist"}}, "data.name"),
+    ({"model": {"name": "resnet999"}}, "model.name"),
+    ({"model": {"name": "torchvision.nonexistent"}}, "model.name"),
+    ({"attacks": ["loss", "lira_typo"]}, "attacks[1]"),
+    ({"defense": {"name": "dp_typo"}}, "defense.name"),
+    ({"defense": {"name": "label_smoothing", "smoothing": 1.0}}, "defense.smoothing"),
+    ({"defense": {"name": "l2", "weight_decay": -1}}, "defense.weight_decay"),
+    ({"shadows": {"n_models": 3}}, "shadows.n_models"),
+    ({"bogus": 1}, "bogus"),
+])
+def test_bad_fields_name_their_dotted_path(tree, where):
+    with pytest.raises(ConfigError) as info:
+        Experiment.from_dict(tree)
+    assert info.value.where == where
+    assert str(info.value).startswith(where + ":")
+    assert "\n" not in str(info.value)
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(ConfigError, match="valid: .*digits.*synthetic"):
+        Experiment.from_dict({"data": {"name": "mnist"}})
+
+
+def test_defense_from_name_or_mapping():
+    assert Experiment.from_dict({"defense": "none"}).defense == NoDefense()
+    exp = Experiment.from_dict({"defense": {"name": "label_smoothing", "smoothing": 0.2}})
+    assert exp.defense == LabelSmoothing(0.2)
+
+
+def test_set_path_and_flatten():
+    tree = Experiment().to_dict()
+    set_path(tree, "train.lr", 0.5)
+    set_path(tree, "defense", L2(weight_decay=0.1))
+    flat = flatten(tree)
+    assert flat["train.lr"] == 0.5
+    assert flat["defense.name"] == "l2" and flat["defense.weight_decay"] == 0.1
+    with pytest.raises(ConfigError, match="^nosuch: is not a config section"):
+        set_path(tree, "nosuch.lr", 1)
+
+
+def test_sweep_checks_its_own_fields():
+    with pytest.raises(ConfigError, match="sweep.name"):
+        Sweep(name="a b")
+    with pytest.raises(ConfigError, match="sweep.seeds"):
+        Sweep(name="ok", seeds=())
+    with pytest.raises(ConfigError, match="sweep.space.seed"):
+        Sweep(name="ok", space={"seed": 1})
+
+
+def test_defaults_are_finite_and_valid():
+    exp = Experiment()
+    assert math.isfinite(exp.train.lr) and exp.shadows.n_models % 2 == 0
+    assert set(exp.attacks) == {"correctness", "confidence", "entropy", "modified_entropy", "loss"}

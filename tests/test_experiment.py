@@ -1,0 +1,78 @@
+"""One trial in process (no Ray): its tables, their contract, reproducibility."""
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from raymia import L2, ShadowConfig, TrainConfig
+from conftest import tiny_experiment
+from raymia.data.splits import make_splits
+from raymia.execution.inprocess import InProcessExecutor
+from raymia.experiment import make_jobs, run_trial
+from raymia.metrics import tpr_at_fpr
+from raymia.results import SCHEMAS, to_table
+
+
+@pytest.fixture(scope="module")
+def tables(digits):
+    return run_trial(tiny_experiment(), digits, InProcessExecutor(digits), sweep="t", node="here")
+
+
+def test_tables_follow_the_schema(tables):
+    assert set(tables) == {"trials", "attacks", "scores", "signals"}
+    for name, frame in tables.items():
+        assert to_table(name, frame).schema == SCHEMAS[name]  # raises on a missing column
+    trial = tables["trials"].iloc[0]
+    assert trial["status"] == "ok" and trial["n_members"] == 60 and trial["n_shadow_models"] == 4
+    assert trial["gap"] == pytest.approx(trial["train_acc"] - trial["test_acc"])
+    assert trial["defense"] == "none" and pd.isna(trial["epsilon"]) and trial["node"] == "here"
+
+
+def test_attack_rows_are_reproduced_from_the_scores(tables):
+    attacks, scores = tables["attacks"], tables["scores"]
+    assert len(attacks) == 10 and len(scores) == 10 * 120
+    for _, row in attacks.iterrows():
+        part = scores[(scores.attack == row.attack) & (scores.variant == row.variant)]
+        fpr, tpr, _ = roc_curve(part.is_member, part.score)
+        assert tpr_at_fpr(fpr, tpr, 0.01) == row["tpr_at_fpr_0.01"]
+        assert tpr_at_fpr(fpr, tpr, 0.001) == row["tpr_at_fpr_0.001"]
+        assert roc_auc_score(part.is_member, part.score) == row.auc
+
+
+def test_signals_cover_target_and_every_shadow(tables, digits):
+    signals = tables["signals"]
+    assert len(signals) == (1 + 4) * 120
+    target = signals[signals.role == "target"]
+    assert target.in_train.sum() == 60
+    shadow_in = signals[signals.role == "shadow"].groupby("sample_id").in_train.sum()
+    assert (shadow_in == 2).all()  # IN for half of the 4 shadows
+    assert ((signals.p_true > 0) & (signals.p_true <= 1)).all()
+    clear = (signals.p_true - 0.5).abs() > 1e-4
+    assert ((signals.phi > 0) == (signals.p_true > 0.5))[clear].all()  # phi > 0 <=> p_y > 1/2
+    assert signals[signals.p_true > 0.5].correct.all()
+
+
+def test_same_seed_twice_gives_identical_attack_tables(tables, digits):
+    again = run_trial(tiny_experiment(), digits, InProcessExecutor(digits), sweep="t", node="here")
+    pd.testing.assert_frame_equal(tables["attacks"], again["attacks"])
+    pd.testing.assert_frame_equal(tables["scores"], again["scores"])
+
+
+def test_shadow_jobs_follow_the_keep_matrix_and_ignore_the_defense(digits):
+    exp = tiny_experiment(defense=L2(weight_decay=0.1))
+    splits = make_splits(len(digits), exp.split, 4, exp.seed)
+    jobs = make_jobs(exp, splits)
+    assert [(j.role, len(j.seeds)) for j in jobs] == [("target", 1), ("shadow", 2), ("shadow", 2)]
+    np.testing.assert_array_equal(jobs[0].train_indices[0], splits.members)
+    np.testing.assert_array_equal(jobs[2].train_indices[1], splits.universe[splits.keep[3]])
+    assert jobs[1].defense == L2(weight_decay=0.1)  # like_target by default
+    shadows = ShadowConfig(n_models=4, models_per_job=2, train="undefended")
+    undefended = make_jobs(tiny_experiment(defense=L2(0.1), shadows=shadows), splits)
+    assert undefended[1].defense.name == "none"
+    assert undefended[1].seeds == jobs[1].seeds  # shadow seeds do not depend on the defense
+
+
+def test_an_overfit_undefended_model_leaks(digits):
+    exp = tiny_experiment(train=TrainConfig(epochs=60, batch_size=16, lr=3e-3))
+    attacks = run_trial(exp, digits, InProcessExecutor(digits))["attacks"]
+    assert attacks.auc.max() > 0.6

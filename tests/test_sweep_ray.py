@@ -1,0 +1,86 @@
+"""End to end on a local Ray: the CLI runs a tiny sweep and the Parquet reads back."""
+import textwrap
+
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from conftest import tiny_experiment
+from raymia.execution.inprocess import InProcessExecutor
+from raymia.experiment import run_trial
+from raymia.results import SCHEMAS, read_results
+from raymia.sweep import main
+
+pytestmark = pytest.mark.ray
+
+SWEEP = """
+from ray import tune
+from raymia import (L2, DataConfig, Experiment, ModelConfig, NoDefense, Resources, ShadowConfig,
+                    SplitConfig, Sweep, TrainConfig)
+
+ok = TrainConfig(epochs=15, batch_size=16, lr=3e-3)
+diverges = TrainConfig(optimizer="sgd", lr=1e12, epochs=5)
+sweep = Sweep(
+    name="tiny",
+    base=Experiment(split=SplitConfig(n_members=60), model=ModelConfig(widths=(64,)), train=ok,
+                    shadows=ShadowConfig(n_models=4, models_per_job=2)),
+    space={"defense": tune.grid_search([NoDefense(), L2(weight_decay=1e-2)]),
+           "train": tune.grid_search([ok, diverges])},
+    resources=Resources(parallel_jobs=1),
+)
+"""
+
+
+@pytest.fixture(scope="module")
+def sweep_run(ray_session, tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    path = root / "tiny.py"
+    path.write_text(textwrap.dedent(SWEEP))
+    status = main([str(path), "--results", str(root / "results")])
+    return status, path, root / "results"
+
+
+def test_the_sweep_writes_every_table_and_reports_failure(sweep_run):
+    status, _, results = sweep_run
+    assert status == 1  # the diverging trials failed, the others were still written
+    tables = read_results(results)
+    assert set(tables) == {"trials", "attacks", "scores", "signals"}
+    for name, frame in tables.items():
+        assert list(frame.columns) == SCHEMAS[name].names
+    trials = tables["trials"].set_index("trial_id")
+    assert len(trials) == 4 and trials.sweep.eq("tiny").all()
+    failed = trials[trials.status == "failed"]
+    assert len(failed) == 2 and (failed["train.lr"] == 1e12).all()
+    assert failed.error.str.startswith("TrainingDiverged: training loss became nan").all()
+    ok = trials[trials.status == "ok"]
+    assert set(ok.defense) == {"none", "l2"} and ok.node.str.startswith("127.0.0.1/").all()
+    assert set(tables["attacks"].trial_id) == set(ok.index)  # failed trials leave no attack rows
+
+
+def test_every_auc_is_reproduced_from_the_scores(sweep_run):
+    tables = read_results(sweep_run[2])
+    scores = tables["scores"].groupby(["trial_id", "attack", "variant"])
+    for _, row in tables["attacks"].iterrows():
+        part = scores.get_group((row.trial_id, row.attack, row.variant))
+        assert roc_auc_score(part.is_member, part.score) == row.auc
+
+
+def test_ray_and_in_process_runs_agree(sweep_run, digits):
+    """The executor changes where jobs run, never what they compute."""
+    exp = tiny_experiment()
+    tables = read_results(sweep_run[2])
+    ray_attacks = tables["attacks"][tables["attacks"].trial_id == exp.trial_id]
+    assert len(ray_attacks) == 10, "the sweep's undefended trial is tiny_experiment()"
+    local = run_trial(exp, digits, InProcessExecutor(digits), sweep="tiny")["attacks"]
+    pd.testing.assert_frame_equal(ray_attacks.reset_index(drop=True), local[ray_attacks.columns])
+
+
+def test_resume_keeps_finished_trials(sweep_run, capsys):
+    status, path, results = sweep_run
+    before = read_results(results)["trials"].set_index("trial_id")
+    assert main([str(path), "--results", str(results), "--resume"]) == 1
+    assert "(already done)" in capsys.readouterr().out
+    after = read_results(results)["trials"].set_index("trial_id")
+    ok = before.status == "ok"
+    pd.testing.assert_series_equal(after.finished_at[ok], before.finished_at[ok])
+    assert (after.finished_at[~ok] > before.finished_at[~ok]).all()  # failed ones ran again
