@@ -59,3 +59,28 @@ class RayExecutor:
     def close(self) -> None:
         for actor in self.actors:
             ray.kill(actor)
+
+
+_WARM: dict[tuple, RayExecutor] = {}
+
+
+def warm_executor(data_ref: ray.ObjectRef, resources: Resources) -> RayExecutor:
+    """The executor of this process for (data, resources), created on first use.
+
+    Tune reuses a trial's actor (and its placement group) for the next trial
+    with the same resources, so keeping the job actors alive between trials
+    spares each trial the start-up of fresh worker processes."""
+    key = (data_ref.hex(), resources)
+    if key not in _WARM:
+        for stale in _WARM.values():
+            stale.close()
+        _WARM.clear()
+        _WARM[key] = RayExecutor(data_ref, resources)
+    return _WARM[key]
+
+
+def discard_executor(data_ref: ray.ObjectRef, resources: Resources) -> None:
+    """Forget (and stop) the executor after a system error: its actors may be gone."""
+    executor = _WARM.pop((data_ref.hex(), resources), None)
+    if executor is not None:
+        executor.close()

@@ -97,7 +97,8 @@ def run_sweep(sweep: Sweep, results_dir: Path, address: str | None = None, resum
         tune.with_resources(run, placement(sweep)),
         param_space={"trial": tune.grid_search(space)},
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent or sweep.max_concurrent,
-                                    trial_name_creator=name, trial_dirname_creator=name),
+                                    trial_name_creator=name, trial_dirname_creator=name,
+                                    reuse_actors=True),
         run_config=tune.RunConfig(name=sweep.name, storage_path=str(results_dir / "_tune"),
                                   failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
                                   verbose=0, callbacks=[Progress(labels, out)]))

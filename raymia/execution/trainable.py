@@ -16,7 +16,7 @@ import torch
 from ray import tune
 
 from raymia.config import Experiment, Resources
-from raymia.execution.actors import RayExecutor, node_label, torch_threads
+from raymia.execution.actors import discard_executor, node_label, torch_threads, warm_executor
 from raymia.experiment import run_trial, trial_row
 from raymia.results import TABLES, finished_ok, part_path, read_part, write_part
 
@@ -65,15 +65,14 @@ def trainable(config: dict, data_refs: dict, results_dir: str, sweep: str,
     torch.set_num_threads(torch_threads(resources.trial_cpus))
     data_ref = data_refs[config["trial"]["data"]]
     node, started, t0 = node_label(), datetime.now(timezone.utc), time.time()
-    executor = RayExecutor(data_ref, resources)
+    executor = warm_executor(data_ref, resources)
     try:
         tables = run_trial(exp, ray.get(data_ref), executor, sweep=sweep, node=node,
                            write_signals=write_signals)
     except SYSTEM_ERRORS:
+        discard_executor(data_ref, resources)
         raise
     except Exception as error:  # the experiment failed, not the system: record it
         tables = {"trials": trial_row(exp, sweep, "failed", one_line(error), started, t0, node)}
-    finally:
-        executor.close()
     write_trial(results, exp.trial_id, tables)
     tune.report({**summary(tables["trials"], tables.get("attacks")), "resumed": False})
