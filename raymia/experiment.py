@@ -25,8 +25,8 @@ from raymia.data import Dataset
 from raymia.data.splits import Splits, make_splits
 from raymia.defenses import NoDefense, defense_fields
 from raymia.metrics import accuracy, attack_metrics, ece
-from raymia.results import SCHEMA_VERSION
-from raymia.seeding import derive_seed
+from raymia.results import SCHEMA_VERSION, TRAINING_STATS
+from raymia.seeding import derive_seed, rng
 from raymia.signals import correct, max_prob, phi, true_log_prob
 from raymia.train import JobResult, TrainJob
 
@@ -40,19 +40,24 @@ class Executor(Protocol):
 
 def make_jobs(exp: Experiment, splits: Splits) -> list[TrainJob]:
     """The target's job, then the shadow models in jobs of `models_per_job`.
-    Shadow seeds depend on the root seed only, not on the defense."""
+    Shadow seeds depend on the root seed only, not on the defense. The target's
+    held-out data is the validation split; a shadow model's is as many of its
+    own non-members (the attacker's data), drawn from the seed."""
     universe = splits.universe
     target = TrainJob("target", 0, (splits.members,), (derive_seed(exp.seed, "target"),),
-                      exp.model, exp.train, exp.defense, universe)
+                      exp.model, exp.train, exp.defense, universe, (splits.validation,))
     like_target = exp.shadows.train == "like_target" and exp.defense.applies_to_shadows
     shadow_defense = exp.defense if like_target else NoDefense()
+    n_holdout = exp.split.n_validation
     jobs = [target]
     per_job = exp.shadows.models_per_job
     for first in range(0, exp.shadows.n_models, per_job):
         ids = range(first, min(first + per_job, exp.shadows.n_models))
+        holdouts = tuple(rng(exp.seed, "shadow_holdout", m).permutation(
+            universe[~splits.keep[m]])[:n_holdout] for m in ids)
         jobs.append(TrainJob("shadow", first, tuple(universe[splits.keep[m]] for m in ids),
                              tuple(derive_seed(exp.seed, "shadow", m) for m in ids),
-                             exp.model, exp.train, shadow_defense, universe))
+                             exp.model, exp.train, shadow_defense, universe, holdouts))
     return jobs
 
 
@@ -100,10 +105,14 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
         "ece": ece(audit_logits[n_members:], audit_labels[n_members:]),
         "n_members": n_members, "n_nonmembers": n_audit - n_members,
         "n_shadow_models": exp.shadows.n_models,
+        "epochs_run": int(target.epochs_run[0]), **target.stats[0],
         "train_s": target.finished_at - target.started_at, "shadow_s": _span(shadows),
         "attack_s": attack_s,
     }
     metrics["gap"] = metrics["train_acc"] - metrics["test_acc"]
+    unknown = set(target.stats[0]) - set(TRAINING_STATS)
+    if unknown:
+        raise ValueError(f"training reported {sorted(unknown)}, which the trials table lacks")
     tables = {
         "trials": trial_row(exp, sweep, "ok", "", started, t0, node, **metrics),
         "attacks": pd.DataFrame(attack_rows),
@@ -144,13 +153,13 @@ def trial_row(exp: Experiment, sweep: str, status: str, error: str, started: dat
         "schema_version": SCHEMA_VERSION, "sweep": sweep, "trial_id": exp.trial_id,
         "status": status, "error": error, "dataset": exp.data.name, "model": exp.model.name,
         "defense": exp.defense.name, **leaves, "config_json": json.dumps(config, sort_keys=True),
-        "epsilon": None, "delta": None, "wall_s": time.time() - t0, "node": node,
+        "wall_s": time.time() - t0, "node": node,
         "raymia_version": __version__, "torch_version": torch.__version__,
         "ray_version": _version("ray"), "started_at": started,
         "finished_at": datetime.now(timezone.utc),
     }
     for name in ("train_acc", "test_acc", "gap", "ece", "n_members", "n_nonmembers",
-                 "n_shadow_models", "train_s", "shadow_s", "attack_s"):
+                 "n_shadow_models", "train_s", "shadow_s", "attack_s", *TRAINING_STATS):
         row[name] = metrics.get(name)
     return pd.DataFrame([row])
 

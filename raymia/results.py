@@ -61,12 +61,19 @@ def _schema(columns) -> pa.Schema:
     return pa.schema([pa.field(name, tp) for name, tp in columns])
 
 
+#: what the target's training reports (raymia.train.hooks.Hook.report), null where
+#: not applicable: DP accounting, the epochs run and the one early stopping chose
+TRAINING_STATS = {"epsilon": F64, "delta": F64, "noise_multiplier": F64, "sample_rate": F64,
+                  "dp_steps": I64, "accountant": STR, "epochs_run": I64, "best_epoch": I64,
+                  "mmd_epochs": I64}
+
+
 def trials_schema() -> pa.Schema:
     head = [("schema_version", I64), ("sweep", STR), ("trial_id", STR), ("status", STR),
             ("error", STR), ("seed", I64), ("dataset", STR), ("model", STR), ("defense", STR)]
     config = [(k, t) for k, t in config_columns().items() if k != "seed"]
     tail = [("config_json", STR), ("train_acc", F64), ("test_acc", F64), ("gap", F64),
-            ("ece", F64), ("epsilon", F64), ("delta", F64), ("n_members", I64),
+            ("ece", F64), *TRAINING_STATS.items(), ("n_members", I64),
             ("n_nonmembers", I64), ("n_shadow_models", I64), ("wall_s", F64), ("train_s", F64),
             ("shadow_s", F64), ("attack_s", F64), ("node", STR), ("raymia_version", STR),
             ("torch_version", STR), ("ray_version", STR), ("started_at", TIME),

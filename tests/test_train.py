@@ -55,9 +55,12 @@ class Recorder(Hook):
     def __init__(self, stop_after):
         self.stop_after, self.calls = stop_after, []
 
-    def setup(self, model, optimizer, n_train):
-        self.calls.append(("setup", n_train))
-        return model, optimizer
+    def setup(self, model, optimizer, loader):
+        self.calls.append(("setup", len(loader.dataset)))
+        return model, optimizer, loader
+
+    def report(self):
+        return {"batches_seen": sum(c[0] == "batch" for c in self.calls)}
 
     def batch(self, x, target):
         self.calls.append(("batch", len(x)))
@@ -77,7 +80,7 @@ def test_hooks_are_called_and_can_stop_training(digits):
     hook = Recorder(stop_after=2)
     _, log = train_model(model, x, y, np.arange(50), TrainConfig(epochs=10, batch_size=20),
                          [hook], torch.Generator().manual_seed(0))
-    assert log.epochs_run == 2
+    assert log.epochs_run == 2 and log.stats == {"batches_seen": 6}
     assert hook.calls[0] == ("setup", 50)
     assert [c for c in hook.calls if c[0] == "batch"] == [("batch", 20), ("batch", 20),
                                                           ("batch", 10)] * 2

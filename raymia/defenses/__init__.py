@@ -5,10 +5,15 @@ import dataclasses
 
 from raymia.config import ConfigError, check_choice, from_dict
 from raymia.defenses.base import Defense
+from raymia.defenses.advreg import AdvReg
+from raymia.defenses.dp import DPSGD
+from raymia.defenses.early_stopping import EarlyStopping
+from raymia.defenses.mixup_mmd import MixupMMD
 from raymia.defenses.none import NoDefense
 from raymia.defenses.regularization import L2, LabelSmoothing
 
-DEFENSES: dict[str, type[Defense]] = {cls.name: cls for cls in (NoDefense, L2, LabelSmoothing)}
+DEFENSES: dict[str, type[Defense]] = {cls.name: cls for cls in (
+    NoDefense, L2, LabelSmoothing, DPSGD, AdvReg, MixupMMD, EarlyStopping)}
 
 
 def defense_from_dict(value, where: str = "defense") -> Defense:
@@ -37,5 +42,5 @@ def defense_fields() -> dict[str, type]:
     return out
 
 
-__all__ = ["DEFENSES", "Defense", "L2", "LabelSmoothing", "NoDefense", "defense_fields",
-           "defense_from_dict"]
+__all__ = ["DEFENSES", "DPSGD", "AdvReg", "Defense", "EarlyStopping", "L2", "LabelSmoothing",
+           "MixupMMD", "NoDefense", "defense_fields", "defense_from_dict"]

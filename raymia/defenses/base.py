@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from raymia.config import TrainConfig
+from raymia.config import ConfigError, TrainConfig
 
 
 class Defense:
@@ -11,14 +11,25 @@ class Defense:
 
     A defense changes training in two ways only: `training` adjusts the loop's
     config (weight decay, label smoothing, ...), and `hooks` returns hooks the
-    loop calls (raymia.train.hooks)."""
+    loop calls (raymia.train.hooks). `needs_holdout` defenses use held-out
+    data (`split.n_validation` examples for the target; the same number of a
+    shadow model's own non-members for a shadow model)."""
 
     name: ClassVar[str]
     #: whether the attacker's `like_target` shadow models train with it too
     applies_to_shadows: ClassVar[bool] = True
+    needs_holdout: ClassVar[bool] = False
 
     def training(self, cfg: TrainConfig) -> TrainConfig:
         return cfg
 
-    def hooks(self, data, cfg: TrainConfig) -> list:
+    def hooks(self, context, cfg: TrainConfig) -> list:
+        """Hooks for one model's training (context: raymia.train.hooks.HookContext)."""
         return []
+
+    def check(self, exp, data) -> None:
+        """Raise ConfigError if this defense cannot run the experiment (called
+        before any training, with the loaded dataset)."""
+        if self.needs_holdout and exp.split.n_validation == 0:
+            raise ConfigError("split.n_validation", f"the {self.name} defense needs held-out "
+                              "data: set split.n_validation > 0")

@@ -78,4 +78,5 @@ def load_and_check(experiments: list[Experiment]) -> dict[str, Dataset]:
         if key not in datasets:
             datasets[key] = load_dataset(exp.data)
         make_splits(len(datasets[key]), exp.split, exp.shadows.n_models, exp.seed, exp.data.name)
+        exp.defense.check(exp, datasets[key])
     return datasets

@@ -13,6 +13,7 @@ import torch
 from raymia.config import ModelConfig, TrainConfig
 from raymia.data import Dataset
 from raymia.models import build_model
+from raymia.train.hooks import HookContext
 from raymia.train.loop import predict_logits, train_model
 
 
@@ -20,7 +21,8 @@ from raymia.train.loop import predict_logits, train_model
 class TrainJob:
     """Train `len(train_indices)` models; model i trains on sample ids
     `train_indices[i]` with seed `seeds[i]`, and is then queried on
-    `eval_indices`. `defense` is a defense config (raymia.defenses) or None."""
+    `eval_indices`. `defense` is a defense config (raymia.defenses) or None;
+    `holdout_indices[i]` is model i's held-out data for defenses that need it."""
 
     role: str
     first_index: int  # model_index of the first model within its role
@@ -30,10 +32,12 @@ class TrainJob:
     train: TrainConfig
     defense: object
     eval_indices: np.ndarray
+    holdout_indices: tuple[np.ndarray, ...] = ()
     return_weights: bool = False
 
     def __post_init__(self):
         assert len(self.train_indices) == len(self.seeds) > 0
+        assert len(self.holdout_indices) in (0, len(self.seeds))
 
 
 @dataclass(eq=False)
@@ -43,6 +47,7 @@ class JobResult:
     logits: np.ndarray  # (n_models, n_eval, n_classes) float32
     train_acc: np.ndarray  # (n_models,) accuracy on each model's own training set
     epochs_run: np.ndarray  # (n_models,)
+    stats: list[dict]  # per model, what the defense's hooks reported (epsilon, best epoch, ...)
     started_at: float
     finished_at: float
     node: str
@@ -67,23 +72,26 @@ def run_job(job: TrainJob, data: Dataset, node: str | None = None) -> JobResult:
     with warnings.catch_warnings():  # arrays from the object store are read-only; never written
         warnings.simplefilter("ignore", UserWarning)
         x, y = torch.from_numpy(data.x).to(device), torch.from_numpy(data.y).to(device)
-    logits, accs, epochs, weights = [], [], [], []
-    for train_idx, seed in zip(job.train_indices, job.seeds):
+    logits, accs, epochs, stats, weights = [], [], [], [], []
+    holdouts = job.holdout_indices or [np.zeros(0, np.int64)] * len(job.seeds)
+    for train_idx, holdout_idx, seed in zip(job.train_indices, holdouts, job.seeds):
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed)  # init and dropout, restored on exit
             model = build_model(job.model, data.input_shape, data.n_classes).to(device)
             generator = torch.Generator().manual_seed(seed)
+            context = HookContext(x, y, data.n_classes, train_idx, holdout_idx, seed)
             model, log = train_model(model, x, y, train_idx, train_cfg,
-                                     defense.hooks(data, train_cfg), generator)
+                                     defense.hooks(context, train_cfg), generator)
         train_logits = predict_logits(model, x, train_idx)
         accs.append(float((train_logits.argmax(1) == data.y[train_idx]).mean()))
         logits.append(predict_logits(model, x, job.eval_indices))
         epochs.append(log.epochs_run)
+        stats.append(log.stats)
         if job.return_weights:
             weights.append({k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
     return JobResult(
         role=job.role, first_index=job.first_index,
         logits=np.stack(logits).astype(np.float32), train_acc=np.array(accs),
-        epochs_run=np.array(epochs), started_at=started, finished_at=time.time(),
+        epochs_run=np.array(epochs), stats=stats, started_at=started, finished_at=time.time(),
         node=node or socket.gethostname(), device=str(device),
         weights=weights if job.return_weights else None)

@@ -1,12 +1,13 @@
 """The one training loop. Defenses change it only through hooks and the config."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from raymia.config import TrainConfig
 from raymia.train.hooks import Hook
@@ -20,6 +21,7 @@ class TrainingDiverged(RuntimeError):
 class TrainLog:
     epochs_run: int
     final_loss: float
+    stats: dict = field(default_factory=dict)  # what the hooks report
 
 
 def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
@@ -38,25 +40,34 @@ def make_schedule(cfg: TrainConfig, optimizer) -> torch.optim.lr_scheduler.LRSch
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
 
 
+def batches(train_idx: np.ndarray, batch_size: int, generator: torch.Generator) -> DataLoader:
+    """Shuffled batches of sample ids, each `[rows]`: the loop's default loader."""
+    ids = TensorDataset(torch.as_tensor(train_idx, dtype=torch.long))
+    return DataLoader(ids, batch_size=batch_size, shuffle=True, generator=generator)
+
+
 def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, train_idx: np.ndarray,
                 cfg: TrainConfig, hooks: list[Hook], generator: torch.Generator):
-    """Train `model` on rows `train_idx` of (x, y), in place; returns (model, TrainLog).
+    """Train `model` on rows `train_idx` of (x, y); returns (model, TrainLog).
 
     x: (n, ...) float32 and y: (n,) int64, already on the model's device.
     `generator` (CPU) draws the batch order; the caller seeds init and dropout.
     """
-    idx = torch.as_tensor(train_idx, dtype=torch.long)
-    optimizer = make_optimizer(cfg, model.parameters())
     for hook in hooks:
-        model, optimizer = hook.setup(model, optimizer, len(idx))
+        model = hook.prepare(model)
+    optimizer = make_optimizer(cfg, model.parameters())
+    loader = batches(train_idx, cfg.batch_size, generator)
+    for hook in hooks:
+        model, optimizer, loader = hook.setup(model, optimizer, loader)
     schedule = make_schedule(cfg, optimizer)
     loss = torch.tensor(float("nan"))
     epoch = -1
     for epoch in range(cfg.epochs):
         model.train()
-        order = idx[torch.randperm(len(idx), generator=generator)]
-        for start in range(0, len(order), cfg.batch_size):
-            rows = order[start:start + cfg.batch_size].to(x.device)
+        for (rows,) in loader:
+            if len(rows) == 0:  # Poisson sampling can draw an empty batch: nothing to learn
+                continue
+            rows = rows.to(x.device)
             xb, target = x[rows], y[rows]
             for hook in hooks:
                 xb, target = hook.batch(xb, target)
@@ -74,7 +85,8 @@ def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, train_idx: n
             break
     for hook in hooks:
         model = hook.finish(model)
-    return model, TrainLog(epochs_run=epoch + 1, final_loss=float(loss.detach()))
+    stats = {k: v for hook in hooks for k, v in hook.report().items()}
+    return model, TrainLog(epochs_run=epoch + 1, final_loss=float(loss.detach()), stats=stats)
 
 
 @torch.no_grad()

@@ -1,0 +1,122 @@
+"""DP-SGD with Opacus (Abadi et al. 2016): per-example gradient clipping and
+Gaussian noise, Poisson-sampled batches, and the noise multiplier that Opacus'
+accountant finds for the requested (epsilon, delta) over the configured
+epochs and batch size. `epsilon = inf` trains the same model without DP, so
+a sweep's baseline lands in the same table."""
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader
+
+from raymia.config import ConfigError, TrainConfig, check, check_choice
+from raymia.defenses.base import Defense
+from raymia.train.hooks import Hook
+
+log = logging.getLogger(__name__)
+# benign with Opacus: its hooks fire on module outputs when inputs need no gradient,
+# and experiments need no cryptographically secure noise (see its secure_mode)
+warnings.filterwarnings("ignore", message="Full backward hook is firing", category=UserWarning)
+warnings.filterwarnings("ignore", message="Secure RNG turned off", category=UserWarning)
+ACCOUNTANTS = ("prv", "rdp")
+
+
+def default_delta(n_train: int) -> float:
+    """1/n rounded down to a power of ten (n = 150 -> 1e-3)."""
+    return 10.0 ** math.floor(math.log10(1.0 / n_train))
+
+
+def make_dp_compatible(model: torch.nn.Module, name: str) -> torch.nn.Module:
+    """Opacus' module fixer (BatchNorm -> GroupNorm, ...); errors if it cannot."""
+    from opacus.validators import ModuleValidator
+
+    if ModuleValidator.is_valid(model):
+        return model
+    fixed = ModuleValidator.fix(model)
+    errors = ModuleValidator.validate(fixed, strict=False)
+    if errors:
+        raise ConfigError("model.name", f"Opacus cannot make {name} DP-compatible: "
+                          f"{str(errors[0]).splitlines()[0]}")
+    log.warning("DP-SGD: %s made DP-compatible by Opacus' ModuleValidator.fix "
+                "(BatchNorm replaced by GroupNorm)", name)
+    return fixed
+
+
+@dataclass(frozen=True)
+class DPSGD(Defense):
+    """Target `epsilon` and `delta` (None: 1/n_train rounded down to a power of
+    ten), per-example clipping norm `max_grad_norm`, accountant `prv` or `rdp`."""
+
+    name = "dp_sgd"
+    epsilon: float = 8.0
+    delta: float | None = None
+    max_grad_norm: float = 1.0
+    accountant: str = "prv"
+
+    def __post_init__(self):
+        check(self.epsilon > 0, "epsilon", f"must be > 0 (inf for no DP), got {self.epsilon}")
+        check(self.delta is None or 0 < self.delta < 1, "delta",
+              f"must be in (0, 1), got {self.delta}")
+        check(self.max_grad_norm > 0, "max_grad_norm", f"must be > 0, got {self.max_grad_norm}")
+        check_choice(self.accountant, ACCOUNTANTS, "accountant")
+
+    @property
+    def private(self) -> bool:
+        return math.isfinite(self.epsilon)
+
+    def check(self, exp, data) -> None:
+        super().check(exp, data)
+        if self.private:
+            from raymia.models import build_model
+
+            make_dp_compatible(build_model(exp.model, data.input_shape, data.n_classes),
+                               exp.model.name)
+
+    def hooks(self, context, cfg: TrainConfig) -> list:
+        if not self.private:
+            return [ReportOnly({"epsilon": math.inf})]
+        delta = self.delta or default_delta(len(context.train_idx))
+        return [DPHook(self, delta, cfg.epochs, context.seed)]
+
+
+class ReportOnly(Hook):
+    def __init__(self, stats: dict):
+        self.stats = stats
+
+    def report(self) -> dict:
+        return self.stats
+
+
+class DPHook(Hook):
+    def __init__(self, cfg: DPSGD, delta: float, epochs: int, seed: int):
+        self.cfg, self.delta, self.epochs, self.seed = cfg, delta, epochs, seed
+
+    def prepare(self, model):
+        return make_dp_compatible(model, type(model).__name__)
+
+    def setup(self, model, optimizer, loader: DataLoader):
+        from opacus import PrivacyEngine
+
+        self.engine = PrivacyEngine(accountant=self.cfg.accountant)
+        noise = torch.Generator(device=next(model.parameters()).device).manual_seed(self.seed)
+        model, optimizer, loader = self.engine.make_private_with_epsilon(
+            module=model, optimizer=optimizer, data_loader=loader,
+            target_epsilon=self.cfg.epsilon, target_delta=self.delta, epochs=self.epochs,
+            max_grad_norm=self.cfg.max_grad_norm, poisson_sampling=True, noise_generator=noise)
+        self.optimizer, self.sample_rate = optimizer, 1.0 / len(loader)
+        return model, optimizer, loader
+
+    def finish(self, model):
+        model.remove_hooks()  # the GradSampleModule's per-example gradient hooks
+        return model._module
+
+    def report(self) -> dict:
+        steps = sum(n for _, _, n in self.engine.accountant.history)
+        return {"epsilon": float(self.engine.get_epsilon(self.delta)), "delta": self.delta,
+                "noise_multiplier": float(self.optimizer.noise_multiplier),
+                "sample_rate": self.sample_rate, "dp_steps": int(steps),
+                "accountant": self.cfg.accountant}
