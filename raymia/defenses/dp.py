@@ -5,6 +5,7 @@ epochs and batch size. `epsilon = inf` trains the same model without DP, so
 a sweep's baseline lands in the same table."""
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import warnings
@@ -28,6 +29,18 @@ ACCOUNTANTS = ("prv", "rdp")
 def default_delta(n_train: int) -> float:
     """1/n rounded down to a power of ten (n = 150 -> 1e-3)."""
     return 10.0 ** math.floor(math.log10(1.0 / n_train))
+
+
+@functools.lru_cache(maxsize=256)
+def noise_multiplier(epsilon: float, delta: float, sample_rate: float, epochs: int,
+                     accountant: str) -> float:
+    """Opacus' search for the noise that spends `epsilon` (what
+    make_private_with_epsilon does), cached: shadow models of similar size
+    share a sample rate, and the PRV search takes seconds."""
+    from opacus.accountants.utils import get_noise_multiplier
+
+    return get_noise_multiplier(target_epsilon=epsilon, target_delta=delta,
+                                sample_rate=sample_rate, epochs=epochs, accountant=accountant)
 
 
 def make_dp_compatible(model: torch.nn.Module, name: str) -> torch.nn.Module:
@@ -103,11 +116,13 @@ class DPHook(Hook):
 
         self.engine = PrivacyEngine(accountant=self.cfg.accountant)
         noise = torch.Generator(device=next(model.parameters()).device).manual_seed(self.seed)
-        model, optimizer, loader = self.engine.make_private_with_epsilon(
-            module=model, optimizer=optimizer, data_loader=loader,
-            target_epsilon=self.cfg.epsilon, target_delta=self.delta, epochs=self.epochs,
+        self.sample_rate = 1.0 / len(loader)  # Opacus' Poisson rate for this loader
+        sigma = noise_multiplier(self.cfg.epsilon, self.delta, self.sample_rate, self.epochs,
+                                 self.cfg.accountant)
+        model, optimizer, loader = self.engine.make_private(
+            module=model, optimizer=optimizer, data_loader=loader, noise_multiplier=sigma,
             max_grad_norm=self.cfg.max_grad_norm, poisson_sampling=True, noise_generator=noise)
-        self.optimizer, self.sample_rate = optimizer, 1.0 / len(loader)
+        self.optimizer = optimizer
         return model, optimizer, loader
 
     def finish(self, model):

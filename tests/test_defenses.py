@@ -1,0 +1,234 @@
+"""Each defense's mechanism, on small hand-made problems."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from opacus.accountants import create_accountant
+
+from conftest import tiny_experiment
+from raymia import (DPSGD, AdvReg, ConfigError, EarlyStopping, MixupMMD, ModelConfig,
+                    ShadowConfig, SplitConfig, TrainConfig)
+from raymia.data.splits import make_splits
+from raymia.defenses.advreg import AdvRegHook
+from raymia.defenses.dp import DPHook, default_delta
+from raymia.defenses.early_stopping import EarlyStoppingHook
+from raymia.defenses.mixup_mmd import MixupMMDHook, mmd2
+from raymia.experiment import make_jobs
+from raymia.train import TrainJob, run_job
+from raymia.train.hooks import HookContext
+from raymia.train.loop import batches
+
+
+def context(digits, n_train=120, n_holdout=120, seed=0):
+    order = np.random.default_rng(seed).permutation(len(digits))
+    return HookContext(torch.from_numpy(digits.x), torch.from_numpy(digits.y), 10,
+                       order[:n_train], order[n_train:n_train + n_holdout], seed)
+
+
+def linear():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
+
+
+def one_dp_step(digits, epsilon, seed, scale=1.0):
+    """Parameters before and after one DP-SGD step (plain SGD, lr 1) on digits."""
+    ctx = context(digits, seed=0)
+    hook = DPHook(DPSGD(epsilon=epsilon, max_grad_norm=1.0, accountant="rdp"), 1e-3, epochs=1,
+                  seed=seed)
+    model = hook.prepare(linear())
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    model, opt, loader = hook.setup(model, opt, batches(ctx.train_idx, 60,
+                                                        torch.Generator().manual_seed(0)))
+    (rows,) = next(iter(loader))
+    loss = F.cross_entropy(model(ctx.x[rows] * scale), ctx.y[rows])
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    after = torch.cat([p.detach().flatten() for p in model.parameters()])
+    return before, after, hook
+
+
+def test_dp_clips_each_example_gradient(digits):
+    before, after, _ = one_dp_step(digits, epsilon=1e4, seed=0, scale=1e4)  # ~no noise
+    # mean of per-example gradients clipped to norm 1: the step is at most lr * 1
+    assert 0.01 < float((after - before).norm()) <= 1.0 + 1e-3
+    model = linear()  # the same step without DP is thousands of times larger
+    ctx = context(digits)
+    rows = ctx.train_idx[:60]
+    F.cross_entropy(model(ctx.x[rows] * 1e4), ctx.y[rows]).backward()
+    assert float(torch.cat([p.grad.flatten() for p in model.parameters()]).norm()) > 100
+
+
+def test_dp_adds_gaussian_noise_of_the_reported_scale(digits):
+    b1, a1, hook = one_dp_step(digits, epsilon=1.0, seed=1)
+    b2, a2, _ = one_dp_step(digits, epsilon=1.0, seed=2)
+    torch.testing.assert_close(b1, b2)
+    diff = (a1 - b1) - (a2 - b2)  # same batch and gradients: only the noise differs
+    expected = math.sqrt(2) * hook.optimizer.noise_multiplier * 1.0 / hook.optimizer.expected_batch_size
+    assert float(diff.std()) == pytest.approx(expected, rel=0.2)
+
+
+def test_dp_epsilon_is_the_accountants_and_close_to_the_target(digits):
+    idx = np.arange(200)
+    job = TrainJob("target", 0, (idx,), (3,), ModelConfig(widths=(32,)),
+                   TrainConfig(epochs=5, batch_size=40), DPSGD(epsilon=2.0, accountant="rdp"),
+                   np.arange(10))
+    stats = run_job(job, digits).stats[0]
+    assert stats["delta"] == default_delta(200) == 1e-3
+    assert stats["sample_rate"] == pytest.approx(40 / 200) and stats["dp_steps"] == 25
+    accountant = create_accountant("rdp")
+    accountant.history = [(stats["noise_multiplier"], stats["sample_rate"], stats["dp_steps"])]
+    assert accountant.get_epsilon(stats["delta"]) == pytest.approx(stats["epsilon"])
+    assert stats["epsilon"] == pytest.approx(2.0, rel=0.05)
+
+
+def test_infinite_epsilon_is_plain_training(digits):
+    idx = np.arange(100)
+    make = lambda d: TrainJob("target", 0, (idx,), (3,), ModelConfig(widths=(32,)),  # noqa
+                              TrainConfig(epochs=2), d, np.arange(10))
+    dp_inf, plain = run_job(make(DPSGD(epsilon=math.inf)), digits), run_job(make(None), digits)
+    np.testing.assert_array_equal(dp_inf.logits, plain.logits)
+    assert dp_inf.stats[0] == {"epsilon": math.inf}
+
+
+def test_batchnorm_is_replaced_for_dp(digits):
+    from raymia.defenses.dp import make_dp_compatible
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4))
+    fixed = make_dp_compatible(model, "test")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fixed.modules())
+    assert any(isinstance(m, torch.nn.GroupNorm) for m in fixed.modules())
+
+
+def test_a_model_opacus_cannot_fix_is_a_config_error(digits, monkeypatch):
+    from opacus.validators import ModuleValidator
+    from opacus.validators.errors import UnsupportedModuleError
+
+    monkeypatch.setattr(ModuleValidator, "is_valid", staticmethod(lambda m: False))
+    monkeypatch.setattr(ModuleValidator, "validate", staticmethod(
+        lambda m, strict=False: [UnsupportedModuleError("layer X is not supported")]))
+    with pytest.raises(ConfigError, match="^model.name: Opacus cannot make mlp DP-compatible"):
+        DPSGD(epsilon=1.0).check(tiny_experiment(), digits)
+
+
+@pytest.mark.parametrize("make, where", [
+    (lambda: DPSGD(epsilon=0.0), "epsilon"), (lambda: DPSGD(epsilon=-1.0), "epsilon"),
+    (lambda: DPSGD(delta=1.0), "delta"), (lambda: DPSGD(max_grad_norm=0.0), "max_grad_norm"),
+    (lambda: DPSGD(accountant="gdp_typo"), "accountant"), (lambda: AdvReg(alpha=-1.0), "alpha"),
+    (lambda: MixupMMD(mixup_alpha=0.0), "mixup_alpha"), (lambda: EarlyStopping(patience=0), "patience"),
+])
+def test_bad_defense_parameters(make, where):
+    with pytest.raises(ConfigError) as info:
+        make()
+    assert info.value.where == where
+
+
+def test_holdout_defenses_need_validation_data(digits):
+    for defense in (AdvReg(), MixupMMD(), EarlyStopping()):
+        with pytest.raises(ConfigError, match="^split.n_validation: the .* defense needs held-out"):
+            defense.check(tiny_experiment(defense=defense), digits)
+        defense.check(tiny_experiment(defense=defense, split=SplitConfig(60, 0, 30)), digits)
+
+
+def test_holdout_data_is_disjoint_from_what_each_model_is_evaluated_on(digits):
+    exp = tiny_experiment(split=SplitConfig(60, 0, 30), defense=EarlyStopping())
+    splits = make_splits(len(digits), exp.split, 4, exp.seed)
+    jobs = make_jobs(exp, splits)
+    np.testing.assert_array_equal(jobs[0].holdout_indices[0], splits.validation)
+    assert not set(splits.validation) & set(splits.universe)
+    for job in jobs[1:]:
+        for m, holdout in enumerate(job.holdout_indices):
+            assert len(holdout) == 30
+            assert not set(holdout) & set(job.train_indices[m])  # a shadow's own non-members
+
+
+def test_advreg_inference_model_learns_during_inner_steps(digits):
+    ctx = context(digits)
+    model = linear()
+    for _ in range(200):  # overfit the classifier so members are distinguishable
+        loss = F.cross_entropy(model(ctx.x[ctx.train_idx]), ctx.y[ctx.train_idx])
+        model.zero_grad()
+        loss.backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                p -= 0.5 * p.grad
+    hook = AdvRegHook(AdvReg(attack_lr=1e-3), ctx)
+    rows = torch.as_tensor(ctx.train_idx[:64])
+    hook.batch(ctx.x[rows], ctx.y[rows])
+    losses = [hook.attack_step(model) for _ in range(150)]
+    assert np.mean(losses[-20:]) < np.mean(losses[:20]) - 0.02
+
+
+def test_advreg_adds_the_privacy_term_after_warmup(digits):
+    ctx = context(digits)
+    hook = AdvRegHook(AdvReg(alpha=2.0, warmup_epochs=1, attack_steps=1), ctx)
+    model = linear()
+    rows = torch.as_tensor(ctx.train_idx[:16])
+    x, y = hook.batch(ctx.x[rows], ctx.y[rows])
+    logits = model(x)
+    base = F.cross_entropy(logits, y)
+    assert hook.loss(model, logits, y, base) is base  # warm-up: plain loss
+    hook.epoch_end(0, model)
+    regularized = hook.loss(model, logits, y, base)
+    membership = torch.sigmoid(hook.attack(F.softmax(logits, 1), F.one_hot(y, 10).float()))
+    assert float(regularized) == pytest.approx(float(base + 2.0 * (membership.mean() - 0.5)))
+    assert len(hook.attack_losses) == 1
+
+
+def test_mixup_mixes_inputs_and_labels_with_the_drawn_lambda(digits):
+    ctx = context(digits)
+    hook = MixupMMDHook(MixupMMD(mixup_alpha=0.4), ctx)
+    rows = torch.as_tensor(ctx.train_idx[:32])
+    x, y = ctx.x[rows], ctx.y[rows]
+    mixed_x, target = hook.batch(x, y)
+    lam = hook.lam
+    assert 0 < lam < 1 and target.shape == (32, 10)
+    torch.testing.assert_close(target.sum(1), torch.ones(32))
+    onehot = F.one_hot(y, 10).float()
+    # each mixed row is lam * row i + (1 - lam) * row j for the j its target names
+    for i in range(32):
+        partners = [j for j in range(32) if torch.allclose(
+            target[i], lam * onehot[i] + (1 - lam) * onehot[j])]
+        assert any(torch.allclose(mixed_x[i], lam * x[i] + (1 - lam) * x[j]) for j in partners)
+
+
+def test_mmd_is_zero_for_equal_samples_and_positive_otherwise():
+    a = torch.softmax(torch.randn(20, 5, generator=torch.Generator().manual_seed(0)), 1)
+    assert float(mmd2(a, a)) == pytest.approx(0.0, abs=1e-6)
+    b = torch.full((20, 5), 0.2)
+    assert float(mmd2(a, b)) > 0.01
+
+
+def test_mmd_term_only_while_the_gap_is_large(digits):
+    ctx = context(digits)
+    hook = MixupMMDHook(MixupMMD(gap_threshold=0.99), ctx)
+    model = linear()
+    rows = torch.as_tensor(ctx.train_idx[:32])
+    x, t = hook.batch(ctx.x[rows], ctx.y[rows])
+    base = F.cross_entropy(model(x), t)
+    hook.epoch_end(0, model)  # gap of an untrained model < 0.99
+    assert not hook.mmd_active and hook.loss(model, None, t, base) is base
+    hook.cfg = MixupMMD(gap_threshold=0.0, mmd_weight=10.0)
+    hook.mmd_active = True
+    assert float(hook.loss(model, None, t, base)) > float(base)
+
+
+def test_early_stopping_keeps_the_best_validation_epoch(digits, monkeypatch):
+    ctx = context(digits)
+    hook = EarlyStoppingHook(patience=3, context=ctx)
+    losses = iter([3.0, 2.0, 1.0, 2.0, 3.0, 4.0, 0.5])
+    monkeypatch.setattr(hook, "validation_loss", lambda model: next(losses))
+    model = torch.nn.Linear(1, 1, bias=False)
+    stopped_at = None
+    for epoch in range(7):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        if hook.epoch_end(epoch, model):
+            stopped_at = epoch
+            break
+    assert stopped_at == 5  # three epochs without improving on epoch 2
+    assert float(hook.finish(model).weight) == 2.0
+    assert hook.report() == {"best_epoch": 3}
