@@ -18,9 +18,10 @@ sweep = Sweep(
     name="dp_tradeoff",
     base=Experiment(
         data=DataConfig(name="digits"),
-        split=SplitConfig(n_members=150),
+        # DP needs more members than the quickstart to learn at small epsilon
+        split=SplitConfig(n_members=300),
         model=ModelConfig(name="mlp", widths=(256, 256)),
-        train=TrainConfig(optimizer="adam", lr=1e-3, epochs=50, batch_size=32),
+        train=TrainConfig(optimizer="adam", lr=1e-2, epochs=30, batch_size=64),
         shadows=ShadowConfig(n_models=8),
     ),
     space={

@@ -53,6 +53,12 @@ def test_broken_sweep_files(tmp_path, capsys, kind, expect):
     ('{"defense": tune.grid_search(["none", {"name": "l2", "weight_decay": -1.0}])}',
      "defense.weight_decay: must be >= 0, got -1.0"),
     ('{"train.lr": tune.grid_search([])}', "sweep.space.train.lr: grid_search needs a non-empty"),
+    ('{"defense": {"name": "dp_sgd", "epsilon": 0.0}}', "defense.epsilon: must be > 0"),
+    ('{"defense": {"name": "dp_sgd", "delta": 1.0}}', "defense.delta: must be in (0, 1)"),
+    ('{"defense": {"name": "adv_reg", "alpha": -1.0}}', "defense.alpha: must be >= 0"),
+    ('{"defense": {"name": "label_smoothing", "smoothing": 1.0}}',
+     "defense.smoothing: must be in [0, 1)"),
+    ('{"defense": {"name": "adv_reg"}}', "split.n_validation: the adv_reg defense needs held-out"),
 ])
 def test_bad_fields_are_named(tmp_path, capsys, space, expect):
     assert expect in run_bad(tmp_path, capsys, sweep_file(tmp_path, space=space))

@@ -76,3 +76,21 @@ def test_an_overfit_undefended_model_leaks(digits):
     exp = tiny_experiment(train=TrainConfig(epochs=60, batch_size=16, lr=3e-3))
     attacks = run_trial(exp, digits, InProcessExecutor(digits))["attacks"]
     assert attacks.auc.max() > 0.6
+
+
+def test_summarize_averages_each_configuration_over_its_seeds(tables, digits, tmp_path):
+    from raymia.execution.trainable import write_trial
+    from raymia.summarize import summarize
+
+    runs = [tables, run_trial(tiny_experiment(seed=1), digits, InProcessExecutor(digits), "t"),
+            run_trial(tiny_experiment(defense=L2(0.5)), digits, InProcessExecutor(digits), "t")]
+    for run in runs:
+        write_trial(tmp_path, run["trials"].trial_id[0], run)
+    table = summarize(tmp_path)
+    assert table["defense.name"].tolist() == ["l2", "none"]  # sorted by what varies
+    assert table.seeds.tolist() == [1, 2]
+    none = table[table["defense.name"] == "none"].iloc[0]
+    want = np.mean([r["trials"].test_acc[0] for r in runs[:2]])
+    assert none.test_acc == pytest.approx(want)
+    best = [r["attacks"].auc.max() for r in runs[:2]]
+    assert none.best_auc == pytest.approx(np.mean(best))

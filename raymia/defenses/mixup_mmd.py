@@ -92,7 +92,8 @@ class MixupMMDHook(Hook):
         def acc(idx):
             return float((predict_logits(model, self.ctx.x, idx).argmax(1)
                           == self.ctx.y[torch.as_tensor(idx)].cpu().numpy()).mean())
-        self.mmd_active = acc(self.ctx.train_idx) - acc(self.ctx.holdout_idx) > self.cfg.gap_threshold
+        gap = acc(self.ctx.train_idx) - acc(self.ctx.holdout_idx)
+        self.mmd_active = self.cfg.mmd_weight > 0 and gap > self.cfg.gap_threshold
         self.mmd_epochs += self.mmd_active
         return False
 
