@@ -18,7 +18,7 @@ from raymia.defenses.mixup_mmd import MixupMMDHook, mmd2
 from raymia.experiment import make_jobs
 from raymia.train import TrainJob, run_job
 from raymia.train.hooks import HookContext
-from raymia.train.loop import batches
+from raymia.train.loop import IndexBatches
 
 
 def context(digits, n_train=120, n_holdout=120, seed=0):
@@ -40,7 +40,7 @@ def one_dp_step(digits, epsilon, seed, scale=1.0):
     model = hook.prepare(linear())
     before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    model, opt, loader = hook.setup(model, opt, batches(ctx.train_idx, 60,
+    model, opt, loader = hook.setup(model, opt, IndexBatches(ctx.train_idx, 60,
                                                         torch.Generator().manual_seed(0)))
     (rows,) = next(iter(loader))
     loss = F.cross_entropy(model(ctx.x[rows] * scale), ctx.y[rows])

@@ -56,7 +56,7 @@ class Recorder(Hook):
         self.stop_after, self.calls = stop_after, []
 
     def setup(self, model, optimizer, loader):
-        self.calls.append(("setup", len(loader.dataset)))
+        self.calls.append(("setup", len(loader.dataset), len(loader)))
         return model, optimizer, loader
 
     def report(self):
@@ -81,7 +81,7 @@ def test_hooks_are_called_and_can_stop_training(digits):
     _, log = train_model(model, x, y, np.arange(50), TrainConfig(epochs=10, batch_size=20),
                          [hook], torch.Generator().manual_seed(0))
     assert log.epochs_run == 2 and log.stats == {"batches_seen": 6}
-    assert hook.calls[0] == ("setup", 50)
+    assert hook.calls[0] == ("setup", 50, 3)
     assert [c for c in hook.calls if c[0] == "batch"] == [("batch", 20), ("batch", 20),
                                                           ("batch", 10)] * 2
 

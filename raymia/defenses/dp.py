@@ -111,10 +111,12 @@ class DPHook(Hook):
     def prepare(self, model):
         return make_dp_compatible(model, type(model).__name__)
 
-    def setup(self, model, optimizer, loader: DataLoader):
+    def setup(self, model, optimizer, loader):
         from opacus import PrivacyEngine
 
         self.engine = PrivacyEngine(accountant=self.cfg.accountant)
+        loader = DataLoader(loader.dataset, batch_size=loader.batch_size,
+                            generator=loader.generator)  # Opacus turns it into Poisson sampling
         noise = torch.Generator(device=next(model.parameters()).device).manual_seed(self.seed)
         self.sample_rate = 1.0 / len(loader)  # Opacus' Poisson rate for this loader
         sigma = noise_multiplier(self.cfg.epsilon, self.delta, self.sample_rate, self.epochs,

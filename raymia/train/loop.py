@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
 
 from raymia.config import TrainConfig
 from raymia.train.hooks import Hook
@@ -40,10 +40,24 @@ def make_schedule(cfg: TrainConfig, optimizer) -> torch.optim.lr_scheduler.LRSch
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
 
 
-def batches(train_idx: np.ndarray, batch_size: int, generator: torch.Generator) -> DataLoader:
-    """Shuffled batches of sample ids, each `[rows]`: the loop's default loader."""
-    ids = TensorDataset(torch.as_tensor(train_idx, dtype=torch.long))
-    return DataLoader(ids, batch_size=batch_size, shuffle=True, generator=generator)
+class IndexBatches:
+    """Shuffled batches of sample ids, each yielded as `(rows,)` like a DataLoader
+    over `dataset` would, without its per-example overhead: the loop's default
+    loader. Hooks that need a real DataLoader (Opacus) build one from
+    `dataset`, `batch_size` and `generator`."""
+
+    def __init__(self, train_idx: np.ndarray, batch_size: int, generator: torch.Generator):
+        self.ids = torch.as_tensor(train_idx, dtype=torch.long)
+        self.dataset = TensorDataset(self.ids)
+        self.batch_size, self.generator = batch_size, generator
+
+    def __len__(self) -> int:
+        return -(-len(self.ids) // self.batch_size)
+
+    def __iter__(self):
+        order = self.ids[torch.randperm(len(self.ids), generator=self.generator)]
+        for start in range(0, len(order), self.batch_size):
+            yield (order[start:start + self.batch_size],)
 
 
 def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, train_idx: np.ndarray,
@@ -56,7 +70,7 @@ def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, train_idx: n
     for hook in hooks:
         model = hook.prepare(model)
     optimizer = make_optimizer(cfg, model.parameters())
-    loader = batches(train_idx, cfg.batch_size, generator)
+    loader = IndexBatches(train_idx, cfg.batch_size, generator)
     for hook in hooks:
         model, optimizer, loader = hook.setup(model, optimizer, loader)
     schedule = make_schedule(cfg, optimizer)
