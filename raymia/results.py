@@ -134,14 +134,25 @@ def read_results(results_dir) -> dict[str, pd.DataFrame]:
             if (root / t).is_dir() and any((root / t).glob("*.parquet"))}
 
 
-def finished_ok(results_dir, trial_id: str) -> bool:
-    """Whether the trial's `trials` part exists with status "ok" (written last)."""
-    path = part_path(results_dir, "trials", trial_id)
-    if not path.exists():
-        return False
-    return bool((pq.read_table(path, columns=["status"]).column(0).to_pylist() or [None])[0] == "ok")
+def write_trial(results_dir, trial_id: str, tables: dict[str, pd.DataFrame]) -> None:
+    """Write a trial's parts, `trials` last (its presence marks the trial done);
+    parts of an earlier run that this run did not produce are removed."""
+    for table in TABLES:
+        if table == "trials":
+            continue
+        if table in tables:
+            write_part(results_dir, table, trial_id, tables[table])
+        else:
+            part_path(results_dir, table, trial_id).unlink(missing_ok=True)
+    write_part(results_dir, "trials", trial_id, tables["trials"])
 
 
 def read_part(results_dir, table: str, trial_id: str) -> pd.DataFrame | None:
     path = part_path(results_dir, table, trial_id)
     return pd.read_parquet(path) if path.exists() else None
+
+
+def finished_ok(results_dir, trial_id: str) -> bool:
+    """Whether the trial's `trials` part exists with status "ok" (written last)."""
+    part = read_part(results_dir, "trials", trial_id)
+    return part is not None and part["status"].iloc[0] == "ok"

@@ -79,7 +79,7 @@ def test_an_overfit_undefended_model_leaks(digits):
 
 
 def test_summarize_averages_each_configuration_over_its_seeds(tables, digits, tmp_path):
-    from raymia.execution.trainable import write_trial
+    from raymia.results import write_trial
     from raymia.summarize import summarize
 
     runs = [tables, run_trial(tiny_experiment(seed=1), digits, InProcessExecutor(digits), "t"),

@@ -12,9 +12,9 @@ from ray import tune
 
 from raymia.config import Sweep, flatten
 from raymia.execution.plan import data_key, expand, load_and_check
-from raymia.execution.trainable import trainable, write_trial
+from raymia.execution.trainable import trainable
 from raymia.experiment import trial_row
-from raymia.results import part_path, read_part
+from raymia.results import part_path, read_part, write_trial
 
 MAX_FAILURES = 2  # Tune retries of a trial whose actors or node were lost
 

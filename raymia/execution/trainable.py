@@ -18,7 +18,7 @@ from ray import tune
 from raymia.config import Experiment, Resources
 from raymia.execution.actors import discard_executor, node_label, torch_threads, warm_executor
 from raymia.experiment import run_trial, trial_row
-from raymia.results import TABLES, finished_ok, part_path, read_part, write_part
+from raymia.results import finished_ok, read_part, write_trial
 
 SYSTEM_ERRORS = (ray.exceptions.RayActorError, ray.exceptions.NodeDiedError,
                  ray.exceptions.ObjectLostError, ray.exceptions.WorkerCrashedError)
@@ -28,19 +28,6 @@ def one_line(error: BaseException) -> str:
     cause = getattr(error, "cause", None) or error  # a RayTaskError wraps the job's error
     text = str(cause).strip().splitlines()
     return f"{type(cause).__name__}: {text[0] if text else ''}".strip()
-
-
-def write_trial(results_dir: Path, trial_id: str, tables: dict[str, pd.DataFrame]) -> None:
-    """Write the trial's parts, `trials` last (its presence marks the trial done);
-    parts of an earlier run that this run did not produce are removed."""
-    for table in TABLES:
-        if table == "trials":
-            continue
-        if table in tables:
-            write_part(results_dir, table, trial_id, tables[table])
-        else:
-            part_path(results_dir, table, trial_id).unlink(missing_ok=True)
-    write_part(results_dir, "trials", trial_id, tables["trials"])
 
 
 def summary(trials: pd.DataFrame, attacks: pd.DataFrame | None) -> dict:
