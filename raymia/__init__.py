@@ -2,11 +2,13 @@
 __version__ = "0.1.0"
 
 from raymia.config import (ConfigError, DataConfig, Experiment, ModelConfig,  # noqa: E402
-                           Resources, ShadowConfig, SplitConfig, Sweep, TrainConfig)
+                           ReferenceConfig, Resources, ShadowConfig, SplitConfig, Sweep,
+                           TrainConfig)
 from raymia.defenses import (DPSGD, L2, AdvReg, EarlyStopping, LabelSmoothing,  # noqa: E402
                              MixupMMD, NoDefense)
 from raymia.results import read_results  # noqa: E402
 
 __all__ = ["DPSGD", "AdvReg", "ConfigError", "DataConfig", "EarlyStopping", "Experiment", "L2",
-           "LabelSmoothing", "MixupMMD", "ModelConfig", "NoDefense", "Resources", "ShadowConfig", "SplitConfig", "Sweep", "TrainConfig",
+           "LabelSmoothing", "MixupMMD", "ModelConfig", "NoDefense", "ReferenceConfig",
+           "Resources", "ShadowConfig", "SplitConfig", "Sweep", "TrainConfig",
            "read_results"]

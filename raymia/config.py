@@ -143,9 +143,23 @@ class ShadowConfig:
 
 
 def _default_attacks() -> tuple[str, ...]:
-    from raymia.attacks import ATTACKS
+    from raymia.attacks import ATTACKS, OPT_IN
 
-    return tuple(ATTACKS)
+    return tuple(a for a in ATTACKS if a not in OPT_IN)
+
+
+@dataclass(frozen=True)
+class ReferenceConfig:
+    """Settings of the attacks that use shadow models as reference models (LiRA,
+    RMIA): `n_models` of the shadow models (None: all) and RMIA's `rmia_gamma`."""
+
+    n_models: int | None = None
+    rmia_gamma: float = 2.0
+
+    def __post_init__(self):
+        check(self.n_models is None or self.n_models >= 1, "n_models",
+              f"must be >= 1, got {self.n_models}")
+        check(self.rmia_gamma > 0, "rmia_gamma", f"must be > 0, got {self.rmia_gamma}")
 
 
 def _default_defense():
@@ -166,6 +180,7 @@ class Experiment:
     defense: Any = field(default_factory=_default_defense)
     shadows: ShadowConfig = field(default_factory=ShadowConfig)
     attacks: tuple[str, ...] = field(default_factory=_default_attacks)
+    reference: ReferenceConfig = field(default_factory=ReferenceConfig)
 
     def __post_init__(self):
         from raymia.attacks import ATTACKS
@@ -180,6 +195,12 @@ class Experiment:
                 check_choice(name, ATTACKS, f"attacks[{i}]")
             except TypeError:
                 raise ConfigError(f"attacks[{i}]", f"must be a name, got {name!r}") from None
+        n_ref = self.reference.n_models
+        check(n_ref is None or n_ref <= self.shadows.n_models, "reference.n_models",
+              f"asks for {n_ref} reference models but shadows.n_models trains "
+              f"{self.shadows.n_models}")
+        check("rmia" not in self.attacks or self.split.n_shadow_pool > 0, "attacks",
+              "rmia needs population samples: set split.n_shadow_pool > 0")
 
     def to_dict(self) -> dict:
         return to_dict(self)

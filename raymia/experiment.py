@@ -81,8 +81,9 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
     shadow_u = np.concatenate([r.logits for r in shadows])  # (n_shadow, n_universe, C)
 
     t_attack = time.time()
-    inputs = AttackInputs(target_u[:n_audit], labels_u[:n_audit], shadow_u, labels_u, splits.keep)
-    outputs = run_attacks(exp.attacks, inputs)
+    inputs = AttackInputs(target_u[:n_audit], labels_u[:n_audit], shadow_u, labels_u, splits.keep,
+                          target_u[n_audit:])
+    outputs = run_attacks(exp.attacks, inputs, exp.reference)
     is_member = splits.audit_is_member
     prediction_score = max_prob(inputs.target_logits)
     key = {"sweep": sweep, "trial_id": exp.trial_id}

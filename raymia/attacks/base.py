@@ -15,6 +15,9 @@ class AttackInputs:
     shadow_logits: (n_shadow, n_universe, C) each shadow model on the universe.
     universe_labels: (n_universe,) true classes of the universe examples.
     keep: (n_shadow, n_universe) bool, shadow m trained on universe example j.
+    target_population_logits: (n_universe - n_audit, C) the target on the rest
+        of the universe (the shadow pool), or None.
+    The universe starts with the audit set: column j < n_audit is audit example j.
     """
 
     target_logits: np.ndarray
@@ -22,6 +25,7 @@ class AttackInputs:
     shadow_logits: np.ndarray
     universe_labels: np.ndarray
     keep: np.ndarray
+    target_population_logits: np.ndarray | None = None
 
     def __post_init__(self):
         n, c = self.target_logits.shape

@@ -1,0 +1,54 @@
+"""Helpers of the reference-model attacks (LiRA, RMIA): Gaussian fits per
+example, and decisions fitted on the shadow models themselves.
+
+Leave-one-out: each shadow model in turn plays the target, the others are its
+references; the pooled scores and its own IN/OUT labels fit a threshold (or
+a parameter) without touching the target's membership labels.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from raymia.attacks.thresholds import best_threshold
+
+MIN_STD = 1e-6  # floor of a fitted standard deviation (phi is O(1..10))
+
+
+def masked_mean_std(values: np.ndarray, mask: np.ndarray, per_example: bool = True):
+    """Mean and std of `values` (m, n) over models where `mask` (m, n) is True.
+
+    per_example: a mean and std per column; columns with fewer than two
+    observations take the pooled (all columns) value. Otherwise the std is one
+    pooled ("global") value around the per-column means. Returns (n,), (n,)."""
+    values, mask = np.asarray(values, np.float64), np.asarray(mask, bool)
+    count = mask.sum(0)  # (n,)
+    total = np.where(mask, values, 0.0).sum(0)
+    pooled_mean = total.sum() / max(count.sum(), 1)
+    mean = np.where(count > 0, total / np.maximum(count, 1), pooled_mean)
+    residual = np.where(mask, values - mean, 0.0)
+    pooled_std = np.sqrt((residual ** 2).sum() / max(count.sum() - 1, 1))
+    if not per_example:
+        return mean, np.full(mean.shape, max(pooled_std, MIN_STD))
+    std = np.sqrt((residual ** 2).sum(0) / np.maximum(count - 1, 1))
+    std = np.where(count >= 2, std, pooled_std)
+    return mean, np.maximum(std, MIN_STD)
+
+
+def leave_one_out(score: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
+                  stats: np.ndarray, keep: np.ndarray):
+    """Pooled (scores, is_member) with each of the m models (rows of `stats`,
+    (m, n)) as the target and the others as references:
+    score(target_row (n,), reference_rows (m-1, n), reference_keep (m-1, n))."""
+    scores, labels = [], []
+    for k in range(len(stats)):
+        others = np.arange(len(stats)) != k
+        scores.append(score(stats[k], stats[others], keep[others]))
+        labels.append(keep[k])
+    return np.concatenate(scores), np.concatenate(labels)
+
+
+def fitted_threshold(score, stats, keep) -> float:
+    """The balanced-accuracy threshold of `score`, fitted leave-one-out on shadow models."""
+    return best_threshold(*leave_one_out(score, stats, keep))
