@@ -154,7 +154,7 @@ class ReferenceConfig:
     RMIA): `n_models` of the shadow models (None: all) and RMIA's `rmia_gamma`."""
 
     n_models: int | None = None
-    rmia_gamma: float = 2.0
+    rmia_gamma: float = 1.0
 
     def __post_init__(self):
         check(self.n_models is None or self.n_models >= 1, "n_models",

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from raymia import L2, ShadowConfig, TrainConfig
+from raymia import L2, ShadowConfig, SplitConfig, TrainConfig
 from conftest import tiny_experiment
 from raymia.data.splits import make_splits
 from raymia.execution.inprocess import InProcessExecutor
@@ -94,3 +94,15 @@ def test_summarize_averages_each_configuration_over_its_seeds(tables, digits, tm
     assert none.test_acc == pytest.approx(want)
     best = [r["attacks"].auc.max() for r in runs[:2]]
     assert none.best_auc == pytest.approx(np.mean(best))
+
+
+def test_reference_attacks_in_a_trial(digits):
+    exp = tiny_experiment(split=SplitConfig(n_members=60, n_shadow_pool=40),
+                          attacks=("loss", "lira", "rmia"))
+    tables = run_trial(exp, digits, InProcessExecutor(digits))
+    attacks, scores = tables["attacks"], tables["scores"]
+    assert sorted(attacks.attack.value_counts().items()) == [("lira", 4), ("loss", 2), ("rmia", 2)]
+    assert len(tables["signals"]) == 5 * 160  # the pool is part of the universe
+    for _, row in attacks.iterrows():
+        part = scores[(scores.attack == row.attack) & (scores.variant == row.variant)]
+        assert len(part) == 120 and roc_auc_score(part.is_member, part.score) == row.auc

@@ -123,7 +123,7 @@ def test_leave_one_out_uses_every_model_as_the_target_once():
     refs, keep, _ = stats(m=4, n=5)
     seen = []
 
-    def score(t, r, k):
+    def score(t, r, k, own):
         seen.append((t.copy(), r.shape))
         return t
     scores, labels = leave_one_out(score, refs, keep)
@@ -174,3 +174,21 @@ def test_bad_reference_settings_fail_early():
     with pytest.raises(ConfigError, match="^attacks: rmia needs population samples"):
         tiny_experiment(attacks=("loss", "rmia"))
     tiny_experiment(attacks=("rmia",), split=SplitConfig(60, 20))
+
+
+def test_rerun_from_stored_signals_reproduces_the_trial(digits, tmp_path):
+    from raymia.execution.inprocess import InProcessExecutor
+    from raymia.experiment import run_trial
+    from raymia.rerun import rerun
+    from raymia.results import write_trial
+
+    exp = tiny_experiment(split=SplitConfig(n_members=60, n_shadow_pool=40),
+                          attacks=("lira", "rmia"))
+    tables = run_trial(exp, digits, InProcessExecutor(digits))
+    write_trial(tmp_path, exp.trial_id, tables)
+    again = rerun(tmp_path, (None, 1)).set_index(["n_reference", "attack", "variant"])
+    for _, row in tables["attacks"].iterrows():  # phi is stored as float32: AUC within 0.01
+        assert again.loc[(4, row.attack, row.variant), "auc"] == pytest.approx(row.auc, abs=0.01)
+    one = again.loc[1]
+    assert len(one) == 6 and one.auc.between(0, 1).all()
+    assert (one.acc == 0.5).all()  # one reference model: no threshold to fit, none predicted

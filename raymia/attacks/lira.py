@@ -50,5 +50,6 @@ def lira(inputs: AttackInputs, n_reference: int | None = None) -> list[AttackOut
     refs = phi(inputs.shadow_logits[models, :n], inputs.labels)  # (m, n)
     keep = inputs.keep[models, :n]
     target = phi(inputs.target_logits, inputs.labels)  # (n,)
-    return [AttackOutput("lira", name, fn(target, refs, keep), fitted_threshold(fn, refs, keep))
+    return [AttackOutput("lira", name, fn(target, refs, keep),
+                         fitted_threshold(lambda t, r, k, _, fn=fn: fn(t, r, k), refs, keep))
             for name, fn in VARIANTS.items()]

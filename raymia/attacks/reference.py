@@ -36,19 +36,23 @@ def masked_mean_std(values: np.ndarray, mask: np.ndarray, per_example: bool = Tr
     return mean, np.maximum(std, MIN_STD)
 
 
-def leave_one_out(score: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray],
-                  stats: np.ndarray, keep: np.ndarray):
+def leave_one_out(score: Callable[..., np.ndarray], stats: np.ndarray, keep: np.ndarray):
     """Pooled (scores, is_member) with each of the m models (rows of `stats`,
     (m, n)) as the target and the others as references:
-    score(target_row (n,), reference_rows (m-1, n), reference_keep (m-1, n))."""
+    score(target_row (n,), reference_rows (m-1, n), reference_keep (m-1, n),
+    target_keep (n,)); an attack may use target_keep only where a real
+    attacker knows it (which of its own data the target did not train on)."""
     scores, labels = [], []
     for k in range(len(stats)):
         others = np.arange(len(stats)) != k
-        scores.append(score(stats[k], stats[others], keep[others]))
+        scores.append(score(stats[k], stats[others], keep[others], keep[k]))
         labels.append(keep[k])
     return np.concatenate(scores), np.concatenate(labels)
 
 
 def fitted_threshold(score, stats, keep) -> float:
-    """The balanced-accuracy threshold of `score`, fitted leave-one-out on shadow models."""
+    """The balanced-accuracy threshold of `score`, fitted leave-one-out on shadow
+    models; NaN (no example predicted a member) with fewer than two models."""
+    if len(stats) < 2:
+        return float("nan")
     return best_threshold(*leave_one_out(score, stats, keep))

@@ -41,17 +41,28 @@ def rmia_scores(target: np.ndarray, refs: np.ndarray, keep: np.ndarray, populati
     return np.searchsorted(z, ratio / gamma, side="right") / max(len(z), 1)
 
 
+def shadow_score(population: np.ndarray, gamma: float, a: float | None):
+    """RMIA with a reference model as the target (leave-one-out): its population
+    is the pool examples it did not train on, as the real target's is the pool."""
+    def score(target, refs, keep, target_keep):
+        return rmia_scores(target, refs, keep, population & ~target_keep, gamma, a)
+    return score
+
+
 def fit_a(refs, keep, population, gamma) -> float:
-    """The offline `a` maximizing leave-one-out AUC over the reference models."""
+    """The offline `a` maximizing leave-one-out AUC over the reference models
+    (1, no correction, with a single reference model)."""
+    if len(refs) < 2:
+        return 1.0
+
     def auc(a):
-        scores, labels = leave_one_out(
-            lambda t, r, k: rmia_scores(t, r, k, population, gamma, a), refs, keep)
+        scores, labels = leave_one_out(shadow_score(population, gamma, a), refs, keep)
         return roc_auc_score(labels, scores) if 0 < labels.mean() < 1 else 0.5
     return max(A_GRID, key=auc)
 
 
 def rmia(inputs: AttackInputs, n_reference: int | None = None,
-         gamma: float = 2.0) -> list[AttackOutput]:
+         gamma: float = 1.0) -> list[AttackOutput]:
     """Offline (OUT reference models, fitted `a`) and online RMIA on the audit set."""
     if inputs.target_population_logits is None or len(inputs.target_population_logits) == 0:
         raise ValueError("rmia needs population samples: set split.n_shadow_pool > 0")
@@ -65,8 +76,7 @@ def rmia(inputs: AttackInputs, n_reference: int | None = None,
     a = fit_a(refs, keep, population, gamma)
     outputs = []
     for variant, a_value in (("offline", a), ("online", None)):
-        def score(t, r, k, a_value=a_value):
-            return rmia_scores(t, r, k, population, gamma, a_value)
-        threshold = fitted_threshold(score, refs, keep)
-        outputs.append(AttackOutput("rmia", variant, score(target, refs, keep)[:n], threshold))
+        scores = rmia_scores(target, refs, keep, population, gamma, a_value)[:n]
+        threshold = fitted_threshold(shadow_score(population, gamma, a_value), refs, keep)
+        outputs.append(AttackOutput("rmia", variant, scores, threshold))
     return outputs
