@@ -143,20 +143,26 @@ class ShadowConfig:
 
 
 def _default_attacks() -> tuple[str, ...]:
-    from raymia.attacks import ATTACKS, OPT_IN
+    from raymia.attacks import DEFAULT_ATTACKS
 
-    return tuple(a for a in ATTACKS if a not in OPT_IN)
+    return DEFAULT_ATTACKS
 
 
 @dataclass(frozen=True)
 class ReferenceConfig:
-    """Settings of the attacks that use shadow models as reference models (LiRA,
-    RMIA): `n_models` of the shadow models (None: all) and RMIA's `rmia_gamma`."""
+    """Settings of the attacks built on shadow models: LiRA and RMIA use
+    `n_models` of them (None: all) as references, RMIA with `rmia_gamma`; the
+    learned attacks (shokri, nn, top3) train a scikit-learn `attack_model`
+    (`mlp`, `logistic` or `gboost`) on their outputs."""
 
     n_models: int | None = None
     rmia_gamma: float = 1.0
+    attack_model: str = "mlp"
 
     def __post_init__(self):
+        from raymia.attacks.learned import MODELS
+
+        check_choice(self.attack_model, MODELS, "attack_model")
         check(self.n_models is None or self.n_models >= 1, "n_models",
               f"must be >= 1, got {self.n_models}")
         check(self.rmia_gamma > 0, "rmia_gamma", f"must be > 0, got {self.rmia_gamma}")

@@ -3,6 +3,7 @@
 Higher score = member, for every attack and variant."""
 from __future__ import annotations
 
+from raymia.attacks import learned
 from raymia.attacks.base import AttackInputs, AttackOutput
 from raymia.attacks.lira import lira
 from raymia.attacks.metric import METRICS, metric_attack
@@ -16,8 +17,11 @@ def _metric(name):
 ATTACKS = {name: _metric(name) for name in METRICS}
 ATTACKS["lira"] = lambda inputs, cfg: lira(inputs, cfg.n_models)
 ATTACKS["rmia"] = lambda inputs, cfg: rmia(inputs, cfg.n_models, cfg.rmia_gamma)
-#: attacks the default list leaves out: they want many shadow models (and rmia a shadow pool)
-OPT_IN = ("lira", "rmia")
+ATTACKS["shokri"] = lambda inputs, cfg: learned.shokri(inputs, cfg.attack_model)
+ATTACKS["nn"] = lambda inputs, cfg: learned.nn(inputs, cfg.attack_model)
+ATTACKS["top3"] = lambda inputs, cfg: learned.top3(inputs, cfg.attack_model)
+#: the default attack list: the metric attacks; the others are asked for by name
+DEFAULT_ATTACKS = tuple(METRICS)
 
 
 def run_attacks(names, inputs: AttackInputs, cfg=None) -> list[AttackOutput]:
