@@ -26,7 +26,7 @@ from raymia.data.splits import Splits, make_splits
 from raymia.defenses import NoDefense, defense_fields
 from raymia.metrics import accuracy, attack_metrics, ece
 from raymia.results import SCHEMA_VERSION, TRAINING_STATS
-from raymia.seeding import derive_seed, rng
+from raymia.seeding import derive_seed
 from raymia.signals import correct, max_prob, phi, true_log_prob
 from raymia.train import JobResult, TrainJob
 
@@ -41,20 +41,18 @@ class Executor(Protocol):
 def make_jobs(exp: Experiment, splits: Splits) -> list[TrainJob]:
     """The target's job, then the shadow models in jobs of `models_per_job`.
     Shadow seeds depend on the root seed only, not on the defense. The target's
-    held-out data is the validation split; a shadow model's is as many of its
-    own non-members (the attacker's data), drawn from the seed."""
+    held-out data is the validation split; the shadow models' is the
+    attacker's held-out split, outside the universe the attacks are fitted on."""
     universe = splits.universe
     target = TrainJob("target", 0, (splits.members,), (derive_seed(exp.seed, "target"),),
                       exp.model, exp.train, exp.defense, universe, (splits.validation,))
     like_target = exp.shadows.train == "like_target" and exp.defense.applies_to_shadows
     shadow_defense = exp.defense if like_target else NoDefense()
-    n_holdout = exp.split.n_validation
     jobs = [target]
     per_job = exp.shadows.models_per_job
     for first in range(0, exp.shadows.n_models, per_job):
         ids = range(first, min(first + per_job, exp.shadows.n_models))
-        holdouts = tuple(rng(exp.seed, "shadow_holdout", m).permutation(
-            universe[~splits.keep[m]])[:n_holdout] for m in ids)
+        holdouts = (splits.shadow_holdout,) * len(ids)
         jobs.append(TrainJob("shadow", first, tuple(universe[splits.keep[m]] for m in ids),
                              tuple(derive_seed(exp.seed, "shadow", m) for m in ids),
                              exp.model, exp.train, shadow_defense, universe, holdouts))
@@ -91,7 +89,8 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
     for out in outputs:
         scores = out.scores.astype(np.float32)  # stored as float32: metrics use what is stored
         ids = {**key, "attack": out.attack, "variant": out.variant, "eval_set": EVAL_SET}
-        attack_rows.append({**ids, **attack_metrics(scores, is_member, out.predicted,
+        predicted = scores >= out.threshold  # from the stored scores, like AUC and TPR
+        attack_rows.append({**ids, **attack_metrics(scores, is_member, predicted,
                                                      prediction_score),
                             "threshold": out.threshold, "n_members": n_members,
                             "n_nonmembers": n_audit - n_members})

@@ -140,9 +140,9 @@ def test_holdout_data_is_disjoint_from_what_each_model_is_evaluated_on(digits):
     np.testing.assert_array_equal(jobs[0].holdout_indices[0], splits.validation)
     assert not set(splits.validation) & set(splits.universe)
     for job in jobs[1:]:
-        for m, holdout in enumerate(job.holdout_indices):
-            assert len(holdout) == 30
-            assert not set(holdout) & set(job.train_indices[m])  # a shadow's own non-members
+        for holdout in job.holdout_indices:  # the attacker's own, outside the universe
+            np.testing.assert_array_equal(holdout, splits.shadow_holdout)
+    assert not set(splits.shadow_holdout) & (set(splits.universe) | set(splits.validation))
 
 
 def test_advreg_inference_model_learns_during_inner_steps(digits):

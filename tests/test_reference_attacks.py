@@ -39,7 +39,21 @@ def test_global_variance_pools_residuals_around_per_example_means():
     refs, keep, _ = stats()
     mean, std = masked_mean_std(refs, keep, per_example=False)
     residuals = [refs[i, j] - mean[j] for i in range(8) for j in range(30) if keep[i, j]]
-    assert np.all(std == pytest.approx(np.std(residuals, ddof=1)))
+    # one degree of freedom per column mean
+    assert np.all(std == pytest.approx(np.sqrt(np.sum(np.square(residuals)) / (len(residuals) - 30))))
+
+
+def test_one_observation_per_column_does_not_collapse_the_spread():
+    refs, keep, _ = stats(m=2)  # each column IN for exactly one of two models
+    mean, std = masked_mean_std(refs, keep)
+    assert np.all(std == pytest.approx(np.std(refs[keep], ddof=1)))
+    assert std[0] > 0.1
+
+
+def test_offline_marginal_without_out_models_uses_all_models():
+    refs = np.array([[0.2, 0.4], [0.6, 0.8]])
+    keep = np.array([[True, False], [True, True]])  # column 0 has no OUT model
+    np.testing.assert_allclose(marginal(refs, keep, 1.0), [0.4, 0.4])
 
 
 def test_an_example_never_in_takes_the_pooled_fit():
@@ -80,7 +94,7 @@ def slow_rmia(target, refs, keep, population, gamma, a):
         else:
             px = 0.5 * ((1 + a) * refs[~keep[:, x], x].mean() + (1 - a))
         count = 0
-        zs = [z for z in range(n) if population[z]]
+        zs = [z for z in range(n) if population[z] and z != x]
         for z in zs:
             pz = refs[:, z].mean() if a is None else 0.5 * (
                 (1 + a) * refs[~keep[:, z], z].mean() + (1 - a))
@@ -108,7 +122,8 @@ def test_rmia_counts_ties_as_at_least_gamma():
     target = np.array([0.5, 0.25, 0.5, 0.25])  # ratios 1, 0.5, 1, 0.5 (exact in binary)
     population = np.array([False, False, True, True])
     got = rmia_scores(target, refs, keep, population, gamma=1.0, a=None)
-    np.testing.assert_array_equal(got, [1.0, 0.5, 1.0, 0.5])  # x=0: 1/1 >= 1 and 1/0.5 >= 1
+    # x=0: 1/1 >= 1 and 1/0.5 >= 1; x=2 (in the population) is compared with z=3 only
+    np.testing.assert_array_equal(got, [1.0, 0.5, 1.0, 0.0])
 
 
 def test_offline_marginal_and_a_from_the_grid():

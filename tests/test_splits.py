@@ -12,10 +12,10 @@ from raymia.seeding import derive_seed
 @given(n_members=st.integers(1, 40), pool=st.integers(0, 30), val=st.integers(0, 20),
        half=st.integers(1, 8), seed=st.integers(0, 2**32 - 1))
 def test_sets_are_disjoint_and_keep_is_balanced(n_members, pool, val, half, seed):
-    n = 2 * n_members + pool + val + 7
+    n = 2 * n_members + pool + 2 * val + 7
     s = make_splits(n, SplitConfig(n_members, pool, val), 2 * half, seed)
-    sets = [s.members, s.nonmembers, s.shadow_pool, s.validation]
-    assert [len(x) for x in sets] == [n_members, n_members, pool, val]
+    sets = [s.members, s.nonmembers, s.shadow_pool, s.validation, s.shadow_holdout]
+    assert [len(x) for x in sets] == [n_members, n_members, pool, val, val]
     everything = np.concatenate(sets)
     assert len(np.unique(everything)) == len(everything)  # disjoint
     assert everything.min() >= 0 and everything.max() < n

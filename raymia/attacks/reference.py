@@ -28,7 +28,12 @@ def masked_mean_std(values: np.ndarray, mask: np.ndarray, per_example: bool = Tr
     pooled_mean = total.sum() / max(count.sum(), 1)
     mean = np.where(count > 0, total / np.maximum(count, 1), pooled_mean)
     residual = np.where(mask, values - mean, 0.0)
-    pooled_std = np.sqrt((residual ** 2).sum() / max(count.sum() - 1, 1))
+    dof = count.sum() - (count > 0).sum()  # one degree of freedom per fitted column mean
+    if dof > 0:
+        pooled_std = np.sqrt((residual ** 2).sum() / dof)
+    else:  # at most one observation per column: the spread across columns instead
+        spread = np.where(mask, values - pooled_mean, 0.0)
+        pooled_std = np.sqrt((spread ** 2).sum() / max(count.sum() - 1, 1))
     if not per_example:
         return mean, np.full(mean.shape, max(pooled_std, MIN_STD))
     std = np.sqrt((residual ** 2).sum(0) / np.maximum(count - 1, 1))

@@ -27,7 +27,9 @@ def marginal(refs: np.ndarray, keep: np.ndarray, a: float | None) -> np.ndarray:
     if a is None:
         return refs.mean(0)
     out = ~keep
-    p_out = np.where(out, refs, 0).sum(0) / np.maximum(out.sum(0), 1)
+    n_out = out.sum(0)
+    p_out = np.where(out, refs, 0).sum(0) / np.maximum(n_out, 1)
+    p_out = np.where(n_out > 0, p_out, refs.mean(0))  # no OUT model: all models instead
     return 0.5 * ((1 + a) * p_out + (1 - a))
 
 
@@ -38,7 +40,10 @@ def rmia_scores(target: np.ndarray, refs: np.ndarray, keep: np.ndarray, populati
     ratio = target / np.maximum(marginal(refs, keep, a), 1e-30)  # (n,)  LR(.)
     z = np.sort(ratio[population])
     # count z with ratio[x] / ratio[z] >= gamma  <=>  ratio[z] <= ratio[x] / gamma
-    return np.searchsorted(z, ratio / gamma, side="right") / max(len(z), 1)
+    counts = np.searchsorted(z, ratio / gamma, side="right")
+    # a population sample is not compared with itself (it would count when gamma <= 1)
+    counts = counts - (population & (gamma <= 1))
+    return counts / np.maximum(len(z) - population, 1)
 
 
 def shadow_score(population: np.ndarray, gamma: float, a: float | None):

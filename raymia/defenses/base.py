@@ -12,8 +12,8 @@ class Defense:
     A defense changes training in two ways only: `training` adjusts the loop's
     config (weight decay, label smoothing, ...), and `hooks` returns hooks the
     loop calls (raymia.train.hooks). `needs_holdout` defenses use held-out
-    data (`split.n_validation` examples for the target; the same number of a
-    shadow model's own non-members for a shadow model)."""
+    data: `split.n_validation` examples for the target, as many of the
+    attacker's own for the shadow models (raymia.data.splits)."""
 
     name: ClassVar[str]
     #: whether the attacker's `like_target` shadow models train with it too

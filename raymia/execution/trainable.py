@@ -60,6 +60,7 @@ def trainable(config: dict, data_refs: dict, results_dir: str, sweep: str,
         discard_executor(data_ref, resources)
         raise
     except Exception as error:  # the experiment failed, not the system: record it
+        discard_executor(data_ref, resources)  # stop its other jobs still running
         tables = {"trials": trial_row(exp, sweep, "failed", one_line(error), started, t0, node)}
     write_trial(results, exp.trial_id, tables)
     tune.report({**summary(tables["trials"], tables.get("attacks")), "resumed": False})
