@@ -9,7 +9,7 @@ from opacus.accountants import create_accountant
 
 from conftest import tiny_experiment
 from raymia import (DPSGD, AdvReg, ConfigError, EarlyStopping, MixupMMD, ModelConfig,
-                    ShadowConfig, SplitConfig, TrainConfig)
+                    SplitConfig, TrainConfig)
 from raymia.data.splits import make_splits
 from raymia.defenses.advreg import AdvRegHook
 from raymia.defenses.dp import DPHook, default_delta
