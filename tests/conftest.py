@@ -24,6 +24,16 @@ def tiny_experiment(**changes) -> Experiment:
     return Experiment(**base)
 
 
+def balanced_keep(gen, m: int, n: int):
+    """A (m, n) keep matrix with every column IN for exactly half the models."""
+    import numpy as np
+
+    keep = np.zeros((m, n), bool)
+    for j in range(n):
+        keep[gen.permutation(m)[: m // 2], j] = True
+    return keep
+
+
 @pytest.fixture(scope="session")
 def digits():
     from raymia.data import load_dataset

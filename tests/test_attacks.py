@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import balanced_keep
 from raymia.attacks import AttackInputs, run_attacks
 from raymia.attacks.metric import METRICS
 from raymia.attacks.thresholds import best_threshold, class_thresholds
@@ -87,9 +88,7 @@ def test_class_thresholds_per_label_and_fallback():
 
 def make_inputs(n=60, m=4, c=3, seed=0):
     gen = np.random.default_rng(seed)
-    keep = np.zeros((m, 2 * n), bool)
-    for j in range(2 * n):
-        keep[gen.permutation(m)[: m // 2], j] = True
+    keep = balanced_keep(gen, m, 2 * n)
     labels = gen.integers(0, c, 2 * n)
     onehot = np.eye(c)[labels]
     shadow = gen.normal(0, 1, (m, 2 * n, c)) + 3 * onehot * keep[..., None]  # members: confident

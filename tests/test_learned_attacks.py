@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from conftest import balanced_keep
 from raymia import ConfigError, Experiment, ReferenceConfig
 from raymia.attacks import AttackInputs, run_attacks
 from raymia.attacks.learned import nn, shokri, top3
@@ -12,9 +13,7 @@ def inputs(m=4, n=200, c=3, seed=0, flip_class=None):
     """Members confident in their class; with `flip_class`, that class's members
     are the *less* confident ones, which only a per-class model can learn."""
     gen = np.random.default_rng(seed)
-    keep = np.zeros((m, 2 * n), bool)
-    for j in range(2 * n):
-        keep[gen.permutation(m)[: m // 2], j] = True
+    keep = balanced_keep(gen, m, 2 * n)
     labels = gen.integers(0, c, 2 * n)
     onehot = np.eye(c)[labels]
 

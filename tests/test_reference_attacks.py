@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from conftest import tiny_experiment
+from conftest import balanced_keep, tiny_experiment
 from raymia import ConfigError, ReferenceConfig, ShadowConfig, SplitConfig
 from raymia.attacks import AttackInputs, run_attacks
 from raymia.attacks.lira import lira_offline, lira_online
@@ -15,9 +15,7 @@ from raymia.attacks.rmia import A_GRID, fit_a, marginal, rmia_scores
 
 def stats(m=8, n=30, seed=0):
     gen = np.random.default_rng(seed)
-    keep = np.zeros((m, n), bool)
-    for j in range(n):
-        keep[gen.permutation(m)[: m // 2], j] = True
+    keep = balanced_keep(gen, m, n)
     refs = gen.normal(0, 1, (m, n)) + 2.0 * keep
     return refs, keep, gen.normal(1, 1, n)
 
@@ -150,9 +148,7 @@ def test_leave_one_out_uses_every_model_as_the_target_once():
 def separable_inputs(m=8, n=40, pool=20, seed=0):
     gen = np.random.default_rng(seed)
     u = n + pool
-    keep = np.zeros((m, u), bool)
-    for j in range(u):
-        keep[gen.permutation(m)[: m // 2], j] = True
+    keep = balanced_keep(gen, m, u)
     labels = gen.integers(0, 3, u)
     onehot = np.eye(3)[labels]
     shadow = gen.normal(0, 1, (m, u, 3)) + 2.5 * onehot * keep[..., None]
