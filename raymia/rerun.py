@@ -33,7 +33,7 @@ def inputs_from_signals(signals: pd.DataFrame, audit_ids: np.ndarray):
     are its audit sample ids (the `scores` table's), the rest of the universe
     is the shadow pool."""
     target = signals[signals.role == "target"].set_index("sample_id")
-    pool_ids = np.array([i for i in target.index if i not in set(audit_ids)], dtype=np.int64)
+    pool_ids = target.index[~target.index.isin(audit_ids)].to_numpy(np.int64)
     universe = np.concatenate([audit_ids, pool_ids])
     shadows = signals[signals.role == "shadow"].pivot(index="model_index", columns="sample_id")
     phi_shadow = shadows["phi"][universe].to_numpy(np.float64)  # (m, n_universe)

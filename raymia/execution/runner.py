@@ -12,7 +12,7 @@ from ray import tune
 
 from raymia.config import Sweep, flatten
 from raymia.execution.plan import data_key, expand, load_and_check
-from raymia.execution.trainable import trainable
+from raymia.execution.trainable import one_line, trainable
 from raymia.experiment import trial_row
 from raymia.results import part_path, read_part, write_trial
 
@@ -108,9 +108,8 @@ def run_sweep(sweep: Sweep, results_dir: Path, address: str | None = None, resum
         tid = result.config["trial"]["id"]
         if result.error is not None and not part_path(results_dir, "trials", tid).exists():
             now = datetime.now(timezone.utc)
-            error = str(result.error).strip().splitlines()[0][:500]
-            write_trial(results_dir, tid, {"trials": trial_row(by_id[tid], sweep.name, "failed",
-                                                               error, now, now.timestamp(), "")})
+            write_trial(results_dir, tid, {"trials": trial_row(
+                by_id[tid], sweep.name, "failed", one_line(result.error), now, now.timestamp(), "")})
     table = summary_table(results_dir, params)
     out("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     out(f"\nParquet tables: {results_dir}/{{trials,attacks,scores,signals}}  "
