@@ -348,6 +348,7 @@ class Sweep:
     resources: Resources = field(default_factory=Resources)
     max_concurrent: int | None = None
     write_signals: bool = True
+    cache_models: bool = True  # reuse trained models from <results>/models (raymia.train.cache)
 
     def __post_init__(self):
         check(isinstance(self.name, str) and self.name.replace("_", "").replace("-", "").isalnum(),

@@ -38,14 +38,16 @@ class Executor(Protocol):
         """Run the jobs (in parallel where it can); results in job order."""
 
 
-def make_jobs(exp: Experiment, splits: Splits) -> list[TrainJob]:
+def make_jobs(exp: Experiment, splits: Splits, cache_dir: str | None = None) -> list[TrainJob]:
     """The target's job, then the shadow models in jobs of `models_per_job`.
     Shadow seeds depend on the root seed only, not on the defense. The target's
     held-out data is the validation split; the shadow models' is the
-    attacker's held-out split, outside the universe the attacks are fitted on."""
+    attacker's held-out split, outside the universe the attacks are fitted on.
+    With `cache_dir`, jobs load models already trained there instead of training them."""
     universe = splits.universe
     target = TrainJob("target", 0, (splits.members,), (derive_seed(exp.seed, "target"),),
-                      exp.model, exp.train, exp.defense, universe, (splits.validation,))
+                      exp.model, exp.train, exp.defense, universe, (splits.validation,),
+                      cache_dir=cache_dir)
     like_target = exp.shadows.train == "like_target" and exp.defense.applies_to_shadows
     shadow_defense = exp.defense if like_target else NoDefense()
     jobs = [target]
@@ -55,8 +57,16 @@ def make_jobs(exp: Experiment, splits: Splits) -> list[TrainJob]:
         holdouts = (splits.shadow_holdout,) * len(ids)
         jobs.append(TrainJob("shadow", first, tuple(universe[splits.keep[m]] for m in ids),
                              tuple(derive_seed(exp.seed, "shadow", m) for m in ids),
-                             exp.model, exp.train, shadow_defense, universe, holdouts))
+                             exp.model, exp.train, shadow_defense, universe, holdouts,
+                             cache_dir=cache_dir))
     return jobs
+
+
+def _placement(results: list[JobResult]) -> dict:
+    """How many models the jobs trained or took from the cache, and where they ran."""
+    cached = np.concatenate([r.cached for r in results])
+    return {"models_trained": int((~cached).sum()), "models_cached": int(cached.sum()),
+            "job_nodes": ",".join(sorted({r.node for r in results}))}
 
 
 def _span(results: list[JobResult]) -> float:
@@ -64,12 +74,14 @@ def _span(results: list[JobResult]) -> float:
 
 
 def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "",
-              node: str = "", write_signals: bool = True) -> dict[str, pd.DataFrame]:
-    """Run one trial; returns its rows for each table (status "ok")."""
+              node: str = "", write_signals: bool = True,
+              cache_dir: str | None = None) -> dict[str, pd.DataFrame]:
+    """Run one trial; returns its rows for each table (status "ok"). With
+    `cache_dir`, models trained before with the same content hash are reused."""
     started = datetime.now(timezone.utc)
     t0 = time.time()
     splits = make_splits(len(data), exp.split, exp.shadows.n_models, exp.seed, exp.data.name)
-    results = executor.run(make_jobs(exp, splits))
+    results = executor.run(make_jobs(exp, splits, cache_dir))
     target, shadows = results[0], results[1:]
 
     universe = splits.universe
@@ -107,7 +119,7 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
         "n_shadow_models": exp.shadows.n_models,
         "epochs_run": int(target.epochs_run[0]), **target.stats[0],
         "train_s": target.finished_at - target.started_at, "shadow_s": _span(shadows),
-        "attack_s": attack_s,
+        "attack_s": attack_s, **_placement(results),
     }
     metrics["gap"] = metrics["train_acc"] - metrics["test_acc"]
     unknown = set(target.stats[0]) - set(TRAINING_STATS)
@@ -159,7 +171,8 @@ def trial_row(exp: Experiment, sweep: str, status: str, error: str, started: dat
         "finished_at": datetime.now(timezone.utc),
     }
     for name in ("train_acc", "test_acc", "gap", "ece", "n_members", "n_nonmembers",
-                 "n_shadow_models", "train_s", "shadow_s", "attack_s", *TRAINING_STATS):
+                 "n_shadow_models", "train_s", "shadow_s", "attack_s", "models_trained",
+                 "models_cached", "job_nodes", *TRAINING_STATS):
         row[name] = metrics.get(name)
     return pd.DataFrame([row])
 

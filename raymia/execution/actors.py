@@ -27,10 +27,21 @@ def torch_threads(cpus: float) -> int:
     return max(1, int(cpus))
 
 
+def cap_gpu_memory(gpus: float) -> float | None:
+    """Hold this process to its share of the GPU's memory when it holds a fraction
+    of one (e.g. 0.25: four models per GPU cannot starve each other). Returns
+    the fraction set, or None (no GPU, or a whole one)."""
+    if not (0 < gpus < 1) or not torch.cuda.is_available():
+        return None
+    torch.cuda.set_per_process_memory_fraction(gpus)
+    return gpus
+
+
 @ray.remote
 class TrainWorker:
-    def __init__(self, data, threads: int):
+    def __init__(self, data, threads: int, gpus: float = 0.0):
         torch.set_num_threads(threads)
+        self.memory_fraction = cap_gpu_memory(gpus)
         self.data, self.node = data, node_label()
 
     def run(self, job: TrainJob) -> JobResult:
@@ -48,7 +59,7 @@ class RayExecutor:
         self.actors = [
             TrainWorker.options(num_cpus=resources.cpus_per_job, num_gpus=resources.gpus_per_job,
                                 scheduling_strategy=strategy)
-            .remote(data_ref, torch_threads(resources.cpus_per_job))
+            .remote(data_ref, torch_threads(resources.cpus_per_job), resources.gpus_per_job)
             for _ in range(resources.parallel_jobs)
         ]
 

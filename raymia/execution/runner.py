@@ -20,13 +20,14 @@ MAX_FAILURES = 2  # Tune retries of a trial whose actors or node were lost
 
 
 def connect(address: str | None) -> None:
-    """Join the cluster at `address`, else start a local Ray on this machine."""
+    """Join the cluster at `address`, else start a local Ray on this machine (never
+    a cluster some other process left behind)."""
     if ray.is_initialized():
         return
     if address:
         ray.init(address=address, logging_level=logging.WARNING)
     else:
-        ray.init(include_dashboard=False, logging_level=logging.WARNING)
+        ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING)
 
 
 def placement(sweep: Sweep) -> tune.PlacementGroupFactory:
@@ -53,10 +54,12 @@ class Progress(tune.Callback):
             detail = f"FAILED: {result['error']}"
         else:
             detail = (f"test_acc={result['test_acc']:.3f} best_auc={result['best_auc']:.3f} "
-                      f"tpr@1%fpr={result['best_tpr_at_fpr_0.01']:.3f}")
+                      f"tpr@1%fpr={result['best_tpr_at_fpr_0.01']:.3f}  "
+                      f"models trained {result['models_trained']}, "
+                      f"cached {result['models_cached']}  jobs on {result['job_nodes']}")
         done = " (already done)" if result.get("resumed") else ""
         self.out(f"[{self.done}/{len(self.labels)}] {self._id(trial)}  {detail}  "
-                 f"node {result['node']}{done}")
+                 f"trial on {result['node']}{done}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self.out(f"error    {self._id(trial)}  (Tune retries it up to {MAX_FAILURES} times)")
@@ -91,7 +94,8 @@ def run_sweep(sweep: Sweep, results_dir: Path, address: str | None = None, resum
     space = [{"id": e.trial_id, "data": data_key(e), "config": e.to_dict()} for e in experiments]
     run = tune.with_parameters(trainable, data_refs=refs, results_dir=str(results_dir),
                                sweep=sweep.name, resources=sweep.resources,
-                               write_signals=sweep.write_signals, resume=resume)
+                               write_signals=sweep.write_signals, resume=resume,
+                               cache_dir=str(results_dir / "models") if sweep.cache_models else None)
     name = lambda trial: trial.config["trial"]["id"]  # noqa: E731
     tuner = tune.Tuner(
         tune.with_resources(run, placement(sweep)),

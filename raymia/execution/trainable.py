@@ -33,7 +33,9 @@ def one_line(error: BaseException) -> str:
 def summary(trials: pd.DataFrame, attacks: pd.DataFrame | None) -> dict:
     row = trials.iloc[0]
     out = {"trial_id": row["trial_id"], "status": row["status"], "error": row["error"],
-           "test_acc": row["test_acc"], "node": row["node"], "best_auc": None,
+           "test_acc": row["test_acc"], "node": row["node"], "job_nodes": row["job_nodes"],
+           "models_trained": row["models_trained"], "models_cached": row["models_cached"],
+           "best_auc": None,
            "best_tpr_at_fpr_0.01": None}
     if attacks is not None and len(attacks):
         out["best_auc"] = float(attacks["auc"].max())
@@ -42,7 +44,8 @@ def summary(trials: pd.DataFrame, attacks: pd.DataFrame | None) -> dict:
 
 
 def trainable(config: dict, data_refs: dict, results_dir: str, sweep: str,
-              resources: Resources, write_signals: bool, resume: bool) -> None:
+              resources: Resources, write_signals: bool, resume: bool,
+              cache_dir: str | None = None) -> None:
     exp = Experiment.from_dict(config["trial"]["config"])
     results = Path(results_dir)
     if resume and finished_ok(results, exp.trial_id):
@@ -55,7 +58,7 @@ def trainable(config: dict, data_refs: dict, results_dir: str, sweep: str,
     executor = warm_executor(data_ref, resources)
     try:
         tables = run_trial(exp, ray.get(data_ref), executor, sweep=sweep, node=node,
-                           write_signals=write_signals)
+                           write_signals=write_signals, cache_dir=cache_dir)
     except SYSTEM_ERRORS:
         discard_executor(data_ref, resources)
         raise
