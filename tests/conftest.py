@@ -42,11 +42,19 @@ def digits():
 
 
 @pytest.fixture(scope="session")
-def ray_session():
-    """One local Ray for the whole test session."""
+def _ray_shutdown_at_exit():
+    import ray
+
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def ray_session(_ray_shutdown_at_exit):
+    """One local Ray for the test session, started again after a multi-node test
+    (tests/test_cluster.py) has replaced it with its own cluster."""
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False)
-    yield ray
-    ray.shutdown()
+        ray.init(address="local", num_cpus=2, include_dashboard=False)
+    return ray

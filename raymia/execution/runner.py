@@ -61,8 +61,11 @@ class Progress(tune.Callback):
         self.out(f"[{self.done}/{len(self.labels)}] {self._id(trial)}  {detail}  "
                  f"trial on {result['node']}{done}")
 
+    def on_trial_recover(self, iteration, trials, trial, **info):
+        self.out(f"retrying {self._id(trial)}  (its actors or node were lost)")
+
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.out(f"error    {self._id(trial)}  (Tune retries it up to {MAX_FAILURES} times)")
+        self.out(f"error    {self._id(trial)}  (lost {MAX_FAILURES + 1} times: given up)")
 
 
 def varying(experiments) -> dict[str, dict]:
