@@ -84,3 +84,34 @@ def test_resume_keeps_finished_trials(sweep_run, capsys):
     ok = before.status == "ok"
     pd.testing.assert_series_equal(after.finished_at[ok], before.finished_at[ok])
     assert (after.finished_at[~ok] > before.finished_at[~ok]).all()  # failed ones ran again
+
+
+EXTENDED = """
+from ray import tune
+from raymia import L2, Experiment, ModelConfig, NoDefense, ShadowConfig, SplitConfig, Sweep
+from raymia import TrainConfig
+
+sweep = Sweep(
+    name="grow",
+    base=Experiment(split=SplitConfig(n_members=60), model=ModelConfig(widths=(64,)),
+                    train=TrainConfig(epochs=15, batch_size=16, lr=3e-3),
+                    shadows=ShadowConfig(n_models=4, models_per_job=2, train="undefended")),
+    space={"defense": tune.grid_search(GRID)},
+)
+"""
+
+
+def test_extending_a_sweep_trains_only_what_the_new_trial_does_not_share(ray_session, tmp_path):
+    path, results = tmp_path / "grow.py", tmp_path / "results"
+    path.write_text(EXTENDED.replace("GRID", "[NoDefense()]"))
+    assert main([str(path), "--results", str(results)]) == 0
+    first = read_results(results)["trials"]
+    assert first.models_trained.tolist() == [5]
+
+    path.write_text(EXTENDED.replace("GRID", "[NoDefense(), L2(weight_decay=1e-2)]"))
+    assert main([str(path), "--results", str(results), "--resume"]) == 0
+    trials = read_results(results)["trials"].set_index("defense")
+    assert trials.loc["none", "finished_at"] == first.finished_at.iloc[0]  # not rerun
+    assert trials.loc["l2", "models_trained"] == 1  # its own target only
+    assert trials.loc["l2", "models_cached"] == 4  # the attacker's shadows, shared
+    assert len(list((results / "models").glob("*.pt"))) == 6
