@@ -1,0 +1,103 @@
+"""Label-only attacks: pure numpy scores from whether queries were classified
+correctly (Choquette-Choo et al. 2021; Li & Zhang 2021). Higher = member.
+
+  augmentation  fraction of augmented copies (raymia.augment) still correct
+  noise         binary tabular data: fraction of copies with k random features
+                flipped still correct; k chosen on shadow models by AUC
+  boundary      L2 distance to the decision boundary (raymia.attacks.boundary),
+                0 for a misclassified example
+
+Shadow arrays carry any trailing shape S (e.g. (m, n_universe), matching a keep
+matrix); thresholds are fitted on them with `best_threshold`, never on the
+target's membership labels. Each `*_attack` returns the target's scores (n,)
+and the threshold (predict member where score >= threshold), the pieces of an
+`AttackOutput`.
+"""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from raymia.attacks.thresholds import best_threshold
+
+#: the score of an example whose boundary was not reached (distance inf): finite,
+#: above every reachable distance, so that thresholds and ROC curves still work
+UNREACHED = float(np.finfo(np.float32).max)
+
+
+def fraction_correct(correct: np.ndarray) -> np.ndarray:
+    """(q, ...) bool, query-major -> (...) float64, the mean over the q queries."""
+    correct = np.asarray(correct, bool)
+    if correct.ndim < 1 or correct.shape[0] == 0:
+        raise ValueError(f"needs at least one query on axis 0, got shape {correct.shape}")
+    return correct.mean(0, dtype=np.float64)
+
+
+def augmentation_scores(correct_aug: np.ndarray) -> np.ndarray:
+    """(n_aug, n) bool: augmented copy a of example i classified correctly ->
+    (n,) the fraction correct."""
+    if np.ndim(correct_aug) != 2:
+        raise ValueError(f"correct_aug must be (n_aug, n), got shape {np.shape(correct_aug)}")
+    return fraction_correct(correct_aug)
+
+
+noise_scores = augmentation_scores  # (n_noise, n) -> (n,): noisy copies still correct
+
+
+def fit_threshold(shadow_scores: np.ndarray, shadow_in: np.ndarray) -> float:
+    """`best_threshold` on shadow scores (S) and membership (S), flattened."""
+    shadow_scores, shadow_in = np.asarray(shadow_scores), np.asarray(shadow_in, bool)
+    if shadow_scores.shape != shadow_in.shape:
+        raise ValueError(f"shadow scores {shadow_scores.shape} and membership "
+                         f"{shadow_in.shape} differ")
+    return best_threshold(shadow_scores.ravel(), shadow_in.ravel())
+
+
+def augmentation_attack(target_correct: np.ndarray, shadow_correct: np.ndarray,
+                        shadow_in: np.ndarray) -> tuple[np.ndarray, float]:
+    """target_correct (n_aug, n), shadow_correct (n_aug, *S), shadow_in (S) ->
+    scores (n,), threshold."""
+    return augmentation_scores(target_correct), fit_threshold(fraction_correct(shadow_correct),
+                                                              shadow_in)
+
+
+def choose_flips(shadow_correct_by_k: np.ndarray, shadow_in: np.ndarray) -> int:
+    """The index into the grid of flip counts whose fraction-correct score has
+    the highest shadow AUC (the first on ties): shadow_correct_by_k (K, n_noise,
+    *S) bool, shadow_in (S) bool, both members and non-members present."""
+    correct, shadow_in = np.asarray(shadow_correct_by_k, bool), np.asarray(shadow_in, bool)
+    if correct.ndim < 3 or correct.shape[2:] != shadow_in.shape:
+        raise ValueError(f"shadow_correct_by_k {correct.shape} must be (K, n_noise, "
+                         f"*{shadow_in.shape})")
+    if shadow_in.all() or not shadow_in.any():
+        raise ValueError("choosing flips needs both shadow members and non-members")
+    aucs = [roc_auc_score(shadow_in.ravel(), fraction_correct(c).ravel()) for c in correct]
+    return int(np.argmax(aucs))
+
+
+def noise_attack(target_correct_by_k: np.ndarray, shadow_correct_by_k: np.ndarray,
+                 shadow_in: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """target_correct_by_k (K, n_noise, n), shadow_correct_by_k (K, n_noise, *S),
+    shadow_in (S) -> scores (n,), threshold, and the chosen grid index."""
+    shadow = np.asarray(shadow_correct_by_k, bool)
+    k = choose_flips(shadow, shadow_in)
+    scores = noise_scores(np.asarray(target_correct_by_k, bool)[k])
+    return scores, fit_threshold(fraction_correct(shadow[k]), shadow_in), k
+
+
+def boundary_scores(distances: np.ndarray, correct: np.ndarray | None = None) -> np.ndarray:
+    """Distances (...) >= 0 (inf: boundary not reached) -> float64 scores (...):
+    0 where `correct` (same shape) is False, inf replaced by UNREACHED."""
+    d = np.asarray(distances, np.float64)
+    if np.isnan(d).any() or (d < 0).any():
+        raise ValueError("distances must be >= 0 and not NaN")
+    d = np.minimum(d, UNREACHED)
+    return d if correct is None else np.where(np.asarray(correct, bool), d, 0.0)
+
+
+def boundary_attack(target_distances: np.ndarray, shadow_distances: np.ndarray,
+                    shadow_in: np.ndarray) -> tuple[np.ndarray, float]:
+    """target_distances (n,), shadow_distances (S), shadow_in (S) -> scores (n,),
+    threshold. Distances as `boundary_distance` returns them (0 when misclassified)."""
+    return boundary_scores(target_distances), fit_threshold(boundary_scores(shadow_distances),
+                                                            shadow_in)
