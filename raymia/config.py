@@ -174,6 +174,12 @@ def _default_defense():
     return NoDefense()
 
 
+def _default_output():
+    from raymia.defenses import NoOutput
+
+    return NoOutput()
+
+
 @dataclass(frozen=True)
 class Experiment:
     """One trial: everything that determines its results (and so its trial_id)."""
@@ -184,23 +190,30 @@ class Experiment:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     defense: Any = field(default_factory=_default_defense)
+    output: Any = field(default_factory=_default_output)
     shadows: ShadowConfig = field(default_factory=ShadowConfig)
     attacks: tuple[str, ...] = field(default_factory=_default_attacks)
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
 
     def __post_init__(self):
-        from raymia.attacks import ATTACKS
-        from raymia.defenses import DEFENSES
+        from raymia.attacks import ATTACKS, LABEL_ONLY_ATTACKS
+        from raymia.defenses import DEFENSES, OUTPUTS
 
         check(0 <= self.seed < 2**32, "seed", f"must be in [0, 2**32), got {self.seed}")
         check(type(self.defense) in DEFENSES.values(), "defense",
               f"must be a defense config, got {self.defense!r}")
+        check(type(self.output) in OUTPUTS.values(), "output",
+              f"must be an output defense config, got {self.output!r}")
         check(len(self.attacks) > 0, "attacks", "must name at least one attack")
         for i, name in enumerate(self.attacks):
             try:
                 check_choice(name, ATTACKS, f"attacks[{i}]")
             except TypeError:
                 raise ConfigError(f"attacks[{i}]", f"must be a name, got {name!r}") from None
+        for i, name in enumerate(self.attacks):
+            check(not self.output.labels_only or name in LABEL_ONLY_ATTACKS, f"attacks[{i}]",
+                  f"{name} needs scores, but output {self.output.name} releases labels only; "
+                  f"label-only attacks: {', '.join(LABEL_ONLY_ATTACKS)}")
         n_ref = self.reference.n_models
         check(n_ref is None or n_ref <= self.shadows.n_models, "reference.n_models",
               f"asks for {n_ref} reference models but shadows.n_models trains "
@@ -262,10 +275,10 @@ def from_dict(cls, data: Any, path: str = ""):
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
-    if tp is Any:  # the defense: resolved through its registry
-        from raymia.defenses import defense_from_dict
+    if tp is Any:  # the defense or output defense: resolved through its registry
+        from raymia.defenses import REGISTRIES
 
-        return defense_from_dict(value, where)
+        return REGISTRIES[where.rsplit(".", 1)[-1]][0](value, where)
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
     if origin in (typing.Union, types.UnionType):

@@ -23,7 +23,7 @@ from raymia.attacks import AttackInputs, run_attacks
 from raymia.config import Experiment, flatten
 from raymia.data import Dataset
 from raymia.data.splits import Splits, make_splits
-from raymia.defenses import NoDefense, defense_fields
+from raymia.defenses import NoDefense, NoOutput, defense_fields, output_fields
 from raymia.metrics import accuracy, attack_metrics, ece
 from raymia.results import SCHEMA_VERSION, TRAINING_STATS
 from raymia.seeding import derive_seed
@@ -47,9 +47,10 @@ def make_jobs(exp: Experiment, splits: Splits, cache_dir: str | None = None) -> 
     universe = splits.universe
     target = TrainJob("target", 0, (splits.members,), (derive_seed(exp.seed, "target"),),
                       exp.model, exp.train, exp.defense, universe, (splits.validation,),
-                      cache_dir=cache_dir)
-    like_target = exp.shadows.train == "like_target" and exp.defense.applies_to_shadows
-    shadow_defense = exp.defense if like_target else NoDefense()
+                      cache_dir=cache_dir, output=exp.output)
+    like_target = exp.shadows.train == "like_target"
+    shadow_defense = exp.defense if like_target and exp.defense.applies_to_shadows else NoDefense()
+    shadow_output = exp.output if like_target and exp.output.applies_to_shadows else NoOutput()
     jobs = [target]
     per_job = exp.shadows.models_per_job
     for first in range(0, exp.shadows.n_models, per_job):
@@ -58,7 +59,7 @@ def make_jobs(exp: Experiment, splits: Splits, cache_dir: str | None = None) -> 
         jobs.append(TrainJob("shadow", first, tuple(universe[splits.keep[m]] for m in ids),
                              tuple(derive_seed(exp.seed, "shadow", m) for m in ids),
                              exp.model, exp.train, shadow_defense, universe, holdouts,
-                             cache_dir=cache_dir))
+                             cache_dir=cache_dir, output=shadow_output))
     return jobs
 
 
@@ -160,6 +161,7 @@ def trial_row(exp: Experiment, sweep: str, status: str, error: str, started: dat
     """The trial's one `trials` row; metrics left out are null (e.g. a failed trial)."""
     config = exp.to_dict()
     leaves = {f"defense.{k}": None for k in defense_fields()}
+    leaves.update({f"output.{k}": None for k in output_fields()})
     leaves.update(flatten(config))
     row = {
         "schema_version": SCHEMA_VERSION, "sweep": sweep, "trial_id": exp.trial_id,

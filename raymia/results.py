@@ -38,7 +38,7 @@ def _arrow(tp) -> pa.DataType:
 def config_columns() -> dict[str, pa.DataType]:
     """Every leaf of the Experiment config as a dotted column; `defense.<field>`
     for every field any registered defense has."""
-    from raymia.defenses import defense_fields
+    from raymia.defenses import REGISTRIES
 
     def walk(cls, prefix: str) -> dict[str, pa.DataType]:
         out: dict[str, pa.DataType] = {}
@@ -47,9 +47,10 @@ def config_columns() -> dict[str, pa.DataType]:
             path, tp = prefix + f.name, hints[f.name]
             if dataclasses.is_dataclass(tp):
                 out.update(walk(tp, path + "."))
-            elif tp is typing.Any:  # the defense, a registry of dataclasses
+            elif tp is typing.Any:  # the defense or output, registries of dataclasses
                 out[path + ".name"] = STR
-                out.update({f"{path}.{k}": _arrow(t) for k, t in defense_fields().items()})
+                fields = REGISTRIES[f.name][1]()
+                out.update({f"{path}.{k}": _arrow(t) for k, t in fields.items()})
             else:
                 out[path] = _arrow(tp)
         return out

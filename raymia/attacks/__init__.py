@@ -20,6 +20,8 @@ ATTACKS["rmia"] = lambda inputs, cfg: rmia(inputs, cfg.n_models, cfg.rmia_gamma)
 ATTACKS["shokri"] = lambda inputs, cfg: learned.shokri(inputs, cfg.attack_model)
 ATTACKS["nn"] = lambda inputs, cfg: learned.nn(inputs, cfg.attack_model)
 ATTACKS["top3"] = lambda inputs, cfg: learned.top3(inputs, cfg.attack_model)
+#: attacks that use the predicted label only (allowed on a label-only output defense)
+LABEL_ONLY_ATTACKS = ("correctness",)
 #: the default attack list: the metric attacks; the others are asked for by name
 DEFAULT_ATTACKS = tuple(METRICS)
 
@@ -30,4 +32,4 @@ def run_attacks(names, inputs: AttackInputs, cfg=None) -> list[AttackOutput]:
     return [out for name in names for out in ATTACKS[name](inputs, cfg or ReferenceConfig())]
 
 
-__all__ = ["ATTACKS", "AttackInputs", "AttackOutput", "run_attacks"]
+__all__ = ["ATTACKS", "LABEL_ONLY_ATTACKS", "AttackInputs", "AttackOutput", "run_attacks"]

@@ -79,4 +79,8 @@ def load_and_check(experiments: list[Experiment]) -> dict[str, Dataset]:
             datasets[key] = load_dataset(exp.data)
         make_splits(len(datasets[key]), exp.split, exp.shadows.n_models, exp.seed, exp.data.name)
         exp.defense.check(exp, datasets[key])
+        try:
+            exp.output.check(exp, datasets[key])
+        except ConfigError as e:
+            raise (e if e.where.startswith(("output", "split")) else e.under("output")) from None
     return datasets

@@ -5,7 +5,8 @@ from __future__ import annotations
 import socket
 import time
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -15,15 +16,40 @@ from raymia.data import Dataset
 from raymia.models import build_model
 from raymia.train.cache import ModelCache, fingerprint, model_key
 from raymia.train.hooks import HookContext
-from raymia.train.loop import TrainLog, predict_logits, train_model
+from raymia.train.loop import TrainLog, predict_inputs, predict_logits, train_model
+
+
+@dataclass(frozen=True, eq=False)
+class QuerySet:
+    """Queries every model of a job answers after training: `make(data, rows)`
+    builds inputs (q, len(rows), ...) from sample ids `rows` (augmented copies,
+    noisy copies, an out-of-distribution set). Answers: (q, len(rows), C)."""
+
+    name: str
+    rows: np.ndarray
+    make: Callable[[Dataset, np.ndarray], object]
+
+
+@dataclass(frozen=True)
+class BoundaryQuery:
+    """Label-only distances to the decision boundary (raymia.attacks.boundary) of
+    the job's first `n_models` models, for sample ids `rows`."""
+
+    rows: np.ndarray
+    n_models: int
+    max_queries: int = 1000
+    seed: int = 0
 
 
 @dataclass(frozen=True, eq=False)
 class TrainJob:
     """Train `len(train_indices)` models; model i trains on sample ids
     `train_indices[i]` with seed `seeds[i]`, and is then queried on
-    `eval_indices`. `defense` is a defense config (raymia.defenses) or None;
-    `holdout_indices[i]` is model i's held-out data for defenses that need it."""
+    `eval_indices` (and `query_sets`, `boundary`) through its `output`
+    defense. `defense` is a training defense config (raymia.defenses) or None;
+    `holdout_indices[i]` is model i's held-out data for defenses that need it.
+    With `cache_dir`, a model trained before with the same content hash is
+    loaded instead of trained (raymia.train.cache)."""
 
     role: str
     first_index: int  # model_index of the first model within its role
@@ -34,8 +60,10 @@ class TrainJob:
     defense: object
     eval_indices: np.ndarray
     holdout_indices: tuple[np.ndarray, ...] = ()
-    return_weights: bool = False
-    cache_dir: str | None = None  # a ModelCache root shared by the cluster's nodes, or None
+    cache_dir: str | None = None
+    output: object = None
+    query_sets: tuple[QuerySet, ...] = ()
+    boundary: BoundaryQuery | None = None
 
     def __post_init__(self):
         assert len(self.train_indices) == len(self.seeds) > 0
@@ -46,7 +74,7 @@ class TrainJob:
 class JobResult:
     role: str
     first_index: int
-    logits: np.ndarray  # (n_models, n_eval, n_classes) float32
+    logits: np.ndarray  # (n_models, n_eval, n_classes) float32, as released by the output defense
     train_acc: np.ndarray  # (n_models,) accuracy on each model's own training set
     epochs_run: np.ndarray  # (n_models,)
     stats: list[dict]  # per model, what the defense's hooks reported (epsilon, best epoch, ...)
@@ -55,7 +83,8 @@ class JobResult:
     node: str
     device: str
     cached: np.ndarray  # (n_models,) bool: loaded from the model cache, not trained
-    weights: list[dict[str, np.ndarray]] | None = field(default=None)
+    queries: dict[str, np.ndarray]  # query set name -> (n_models, q, n, C) float32
+    boundary: np.ndarray | None  # (boundary.n_models, len(boundary.rows)) distances
 
 
 def resolve_device(name: str) -> torch.device:
@@ -66,57 +95,99 @@ def resolve_device(name: str) -> torch.device:
 
 def run_job(job: TrainJob, data: Dataset, node: str | None = None) -> JobResult:
     """Run a job here, in this process (executors call this wherever they run)."""
-    from raymia.defenses import NoDefense
+    from raymia.defenses import NoDefense, NoOutput
 
     started = time.time()
     device = resolve_device(job.train.device)
-    defense = job.defense or NoDefense()
-    train_cfg = defense.training(job.train)
+    defense, output = job.defense or NoDefense(), job.output or NoOutput()
     with warnings.catch_warnings():  # arrays from the object store are read-only; never written
         warnings.simplefilter("ignore", UserWarning)
         x, y = torch.from_numpy(data.x).to(device), torch.from_numpy(data.y).to(device)
     cache = ModelCache(job.cache_dir) if job.cache_dir else None
-    logits, accs, epochs, stats, weights, cached = [], [], [], [], [], []
+    logits, accs, epochs, stats, cached, distances = [], [], [], [], [], []
+    queries: dict[str, list] = {q.name: [] for q in job.query_sets}
     holdouts = job.holdout_indices or [np.zeros(0, np.int64)] * len(job.seeds)
-    for train_idx, holdout_idx, seed in zip(job.train_indices, holdouts, job.seeds):
+    for i, (train_idx, holdout_idx, seed) in enumerate(zip(job.train_indices, holdouts,
+                                                           job.seeds)):
         context = HookContext(x, y, data.n_classes, train_idx, holdout_idx, seed)
-        key = entry = None
-        if cache is not None:
-            key = model_key(fingerprint(data), train_idx, holdout_idx, seed, job.model, job.train,
-                            defense, device)
-            entry = cache.load(key, device)
-        if entry is not None:
-            model, log = _restore(entry, job, data, defense.hooks(context, train_cfg), device)
-            accs.append(entry["train_acc"])
-        else:
-            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                torch.manual_seed(seed)  # init and dropout, restored on exit
-                model = build_model(job.model, data.input_shape, data.n_classes).to(device)
-                generator = torch.Generator().manual_seed(seed)
-                model, log = train_model(model, x, y, train_idx, train_cfg,
-                                         defense.hooks(context, train_cfg), generator)
-            train_logits = predict_logits(model, x, train_idx)
-            accs.append(float((train_logits.argmax(1) == data.y[train_idx]).mean()))
-            if cache is not None:
-                cache.save(key, model, accs[-1], log.epochs_run, log.stats)
-        cached.append(entry is not None)
-        logits.append(predict_logits(model, x, job.eval_indices))
+        model, log, acc, was_cached = _trained(job, data, defense, context, device, cache)
+        answer = _answerer(model, output, context)
+        logits.append(answer(x[torch.as_tensor(job.eval_indices, device=device)],
+                             job.eval_indices))
+        for q in job.query_sets:
+            inputs = torch.as_tensor(q.make(data, q.rows))
+            queries[q.name].append(np.stack([answer(batch.to(device), q.rows)
+                                             for batch in inputs]))
+        if job.boundary is not None and i < job.boundary.n_models:
+            distances.append(_boundary(model, x, y, data, job.boundary))
+        accs.append(acc)
+        cached.append(was_cached)
         epochs.append(log.epochs_run)
         stats.append(log.stats)
-        if job.return_weights:
-            weights.append({k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
     return JobResult(
         role=job.role, first_index=job.first_index,
         logits=np.stack(logits).astype(np.float32), train_acc=np.array(accs),
         epochs_run=np.array(epochs), stats=stats, started_at=started, finished_at=time.time(),
         node=node or socket.gethostname(), device=str(device), cached=np.array(cached, bool),
-        weights=weights if job.return_weights else None)
+        queries={k: np.stack(v).astype(np.float32) for k, v in queries.items()},
+        boundary=np.stack(distances) if distances else None)
 
 
-def _restore(entry: dict, job: TrainJob, data: Dataset, hooks, device: torch.device):
-    """A cached model: the architecture as the defense prepared it, with the stored weights."""
-    model = build_model(job.model, data.input_shape, data.n_classes)
-    for hook in hooks:
-        model = hook.prepare(model)
-    model.load_state_dict(entry["state_dict"])
-    return model.to(device), TrainLog(entry["epochs_run"], float("nan"), entry["stats"])
+def _trained(job: TrainJob, data: Dataset, defense, context: HookContext, device, cache):
+    """(model, TrainLog, train accuracy, from the cache?): trained here, or loaded."""
+    train_cfg = defense.training(job.train)
+    key = entry = None
+    if cache is not None:
+        key = model_key(fingerprint(data), context.train_idx, context.holdout_idx, context.seed,
+                        job.model, job.train, defense, device)
+        entry = cache.load(key, device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(context.seed)  # init, dropout and the hooks' draws; restored on exit
+        model = build_model(job.model, data.input_shape, data.n_classes).to(device)
+        hooks = defense.hooks(context, train_cfg)
+        if entry is not None:
+            for hook in hooks:  # the architecture as the defense prepared it
+                model = hook.prepare(model)
+            model.load_state_dict(entry["state_dict"])
+            log = TrainLog(entry["epochs_run"], float("nan"), entry["stats"])
+            return model.to(device), log, entry["train_acc"], True
+        generator = torch.Generator().manual_seed(context.seed)
+        model, log = train_model(model, context.x, context.y, context.train_idx, train_cfg,
+                                 hooks, generator)
+    train_logits = predict_logits(model, context.x, context.train_idx)
+    acc = float((train_logits.argmax(1) == data.y[context.train_idx]).mean())
+    if cache is not None:
+        cache.save(key, model, acc, log.epochs_run, log.stats)
+    return model, log, acc, False
+
+
+def _answerer(model, output, context: HookContext):
+    """inputs (n, ...), sample ids (n,) -> (n, C) float32: the model's logits, or
+    what its output defense releases (as log-probabilities)."""
+    from raymia.defenses import NoOutput
+    from raymia.defenses.outputs import as_logits
+    from raymia.defenses.posthoc import FitContext
+
+    if isinstance(output, NoOutput):
+        return lambda inputs, ids: predict_inputs(model, inputs)
+    release = output.fit(FitContext(model, context.x, context.y, context.train_idx,
+                                    context.holdout_idx, context.seed))
+
+    def answer(inputs, ids):
+        raw = predict_inputs(model, inputs)
+        return as_logits(release(inputs, raw, np.asarray(ids))).astype(np.float32)
+    return answer
+
+
+def _boundary(model, x, y, data: Dataset, query: BoundaryQuery) -> np.ndarray:
+    from raymia.attacks.boundary import boundary_distance
+
+    model.eval()
+    rows = torch.as_tensor(query.rows, device=x.device)
+
+    @torch.no_grad()
+    def labels(batch):
+        return model(batch).argmax(1)
+    bounds = (float(data.x.min()), float(data.x.max()))
+    return boundary_distance(labels, x[rows], y[rows], max_queries=query.max_queries,
+                             bounds=bounds, seed=query.seed).distance

@@ -111,3 +111,13 @@ def predict_logits(model: nn.Module, x: torch.Tensor, rows: np.ndarray,
     idx = torch.as_tensor(rows, dtype=torch.long, device=x.device)
     out = [model(x[idx[s:s + batch_size]]).float().cpu() for s in range(0, len(idx), batch_size)]
     return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+@torch.no_grad()
+def predict_inputs(model: nn.Module, inputs: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
+    """Logits of `model` on `inputs` (n, ...): (n, n_classes) float32 numpy."""
+    model.eval()
+    device = next(model.parameters()).device
+    out = [model(inputs[s:s + batch_size].to(device)).float().cpu()
+           for s in range(0, len(inputs), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)

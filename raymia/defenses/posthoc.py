@@ -1,0 +1,200 @@
+"""Post-hoc output defenses: `Experiment.output`, composable with any training defense.
+
+The model trains as its `defense` says; then, inside the training job where the
+model lives, the output defense is fitted once per model (`fit`, on that
+model's own training and held-out data) and every query the attacks see —
+the audit set, augmented copies, out-of-distribution sets — goes through the
+returned release function. Attacks see the released vectors only (as
+`outputs.as_logits` log-probabilities). The attacker's `like_target` shadow
+models release the same way (they mimic the deployed API).
+
+A trained model does not depend on its output defense, so the model cache
+shares it across an output-defense sweep.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
+import numpy as np
+import torch
+
+from raymia.config import ConfigError, check, check_choice
+from raymia.defenses import outputs
+from raymia.train.loop import predict_logits
+
+#: release(inputs (n, ...) tensor, logits (n, C), sample_ids (n,)) -> released (n, C)
+Release = Callable[[torch.Tensor, np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(eq=False)
+class FitContext:
+    """One trained model and the data its defender may use."""
+
+    model: torch.nn.Module
+    x: torch.Tensor  # the whole dataset, on the model's device
+    y: torch.Tensor
+    train_idx: np.ndarray
+    holdout_idx: np.ndarray  # the defender's held-out data (split.n_validation)
+    seed: int
+
+    def logits(self, rows: np.ndarray) -> np.ndarray:
+        return predict_logits(self.model, self.x, rows)
+
+
+class OutputDefense:
+    """Base of the output-defense configs (frozen dataclasses registered by `name`)."""
+
+    name: ClassVar[str]
+    applies_to_shadows: ClassVar[bool] = True
+    needs_holdout: ClassVar[bool] = False
+    #: releases the predicted label only: attacks that need scores cannot run
+    labels_only: ClassVar[bool] = False
+
+    def fit(self, ctx: FitContext) -> Release:
+        raise NotImplementedError
+
+    def check(self, exp, data) -> None:
+        if self.needs_holdout and exp.split.n_validation == 0:
+            raise ConfigError("split.n_validation", f"the {self.name} output defense needs "
+                              "held-out data: set split.n_validation > 0")
+
+
+@dataclass(frozen=True)
+class NoOutput(OutputDefense):
+    """The model's logits as they are."""
+
+    name = "none"
+
+    def fit(self, ctx):
+        return lambda inputs, logits, ids: logits
+
+
+@dataclass(frozen=True)
+class TopK(OutputDefense):
+    """Only the `k` largest probabilities (renormalised), the others 0."""
+
+    name = "top_k"
+    k: int = 1
+
+    def __post_init__(self):
+        check(self.k >= 1, "k", f"must be >= 1, got {self.k}")
+
+    def check(self, exp, data):
+        check(self.k <= data.n_classes, "output.k",
+              f"must be <= the {data.n_classes} classes of {data.name}, got {self.k}")
+
+    def fit(self, ctx):
+        return lambda inputs, logits, ids: outputs.top_k(logits, self.k)
+
+
+@dataclass(frozen=True)
+class Rounding(OutputDefense):
+    """Probabilities rounded to `decimals` decimals."""
+
+    name = "rounding"
+    decimals: int = 2
+
+    def __post_init__(self):
+        check(0 <= self.decimals <= outputs.MAX_DECIMALS, "decimals",
+              f"must be in [0, {outputs.MAX_DECIMALS}], got {self.decimals}")
+
+    def fit(self, ctx):
+        return lambda inputs, logits, ids: outputs.rounding(logits, self.decimals)
+
+
+@dataclass(frozen=True)
+class LabelOnly(OutputDefense):
+    """The predicted label only (a one-hot vector)."""
+
+    name = "label_only"
+    labels_only = True
+
+    def fit(self, ctx):
+        return lambda inputs, logits, ids: outputs.label_only(logits)
+
+
+@dataclass(frozen=True)
+class Temperature(OutputDefense):
+    """softmax(logits / T): `temperature` fixed, or None to fit T on held-out
+    data by negative log-likelihood (temperature scaling, Guo et al. 2017)."""
+
+    name = "temperature"
+    temperature: float | None = None
+
+    def __post_init__(self):
+        check(self.temperature is None or 0 < self.temperature < math.inf, "temperature",
+              f"must be > 0 and finite (None: fitted), got {self.temperature}")
+
+    @property
+    def needs_holdout(self) -> bool:
+        return self.temperature is None
+
+    def fit(self, ctx):
+        t = self.temperature
+        if t is None:
+            t = outputs.fit_temperature(ctx.logits(ctx.holdout_idx),
+                                        ctx.y[torch.as_tensor(ctx.holdout_idx)].cpu().numpy())
+        return lambda inputs, logits, ids: outputs.temperature(logits, t)
+
+
+@dataclass(frozen=True)
+class Laplace(OutputDefense):
+    """Last-layer Laplace approximation (raymia.defenses.laplace): prior
+    precision tuned on held-out data, predictive by `method` probit or mc."""
+
+    name = "laplace"
+    needs_holdout = True
+    method: str = "probit"
+    hessian: str = "auto"
+    n_samples: int = 100
+
+    def __post_init__(self):
+        check_choice(self.method, ("probit", "mc"), "method")
+        check_choice(self.hessian, ("auto", "full", "kron"), "hessian")
+        check(self.n_samples >= 1, "n_samples", f"must be >= 1, got {self.n_samples}")
+
+    def fit(self, ctx):
+        from raymia.defenses.laplace import LastLayerLaplace
+
+        hold = torch.as_tensor(ctx.holdout_idx, device=ctx.x.device)
+        train = torch.as_tensor(ctx.train_idx, device=ctx.x.device)
+        la = LastLayerLaplace(ctx.model, hessian=self.hessian).fit(ctx.x[train], ctx.y[train])
+        la.tune_prior(ctx.x[hold], ctx.y[hold], predictive=self.method,
+                      n_samples=self.n_samples, seed=ctx.seed)
+        return lambda inputs, logits, ids: la.predict(inputs, self.method, self.n_samples,
+                                                      ctx.seed)
+
+
+@dataclass(frozen=True)
+class MemGuard(OutputDefense):
+    """MemGuard (Jia et al., CCS 2019): a defender's membership classifier trained on
+    the model's members vs its held-out data, then per query the noise that keeps
+    the label and drives that classifier to 0.5, released with probability
+    min(1, epsilon / L1 distortion) (expected distortion <= `epsilon`)."""
+
+    name = "memguard"
+    needs_holdout = True
+    epsilon: float = 1.0
+    classifier_epochs: int = 100
+    max_iter: int = 300
+
+    def __post_init__(self):
+        check(self.epsilon >= 0, "epsilon", f"must be >= 0 (inf: no budget), got {self.epsilon}")
+        check(self.classifier_epochs >= 1, "classifier_epochs",
+              f"must be >= 1, got {self.classifier_epochs}")
+        check(self.max_iter >= 1, "max_iter", f"must be >= 1, got {self.max_iter}")
+
+    def fit(self, ctx):
+        from raymia.defenses.memguard import memguard, train_defender_classifier
+
+        clf = train_defender_classifier(ctx.logits(ctx.train_idx), ctx.logits(ctx.holdout_idx),
+                                        ctx.seed, self.classifier_epochs)
+        return lambda inputs, logits, ids: memguard(
+            logits, clf, epsilon=self.epsilon, seed=ctx.seed, row_ids=ids,
+            max_iter=self.max_iter)
+
+
+OUTPUTS: dict[str, type[OutputDefense]] = {cls.name: cls for cls in (
+    NoOutput, TopK, Rounding, LabelOnly, Temperature, Laplace, MemGuard)}

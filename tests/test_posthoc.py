@@ -1,0 +1,93 @@
+"""Output defenses end to end: configured on the experiment, applied where the model
+lives, composed with any training defense, seen by every attack."""
+import numpy as np
+import pytest
+
+from conftest import tiny_experiment
+from raymia import (L2, ConfigError, Experiment, LabelOnly, Laplace, MemGuard, Rounding,
+                    SplitConfig, Temperature, TopK)
+from raymia.execution.inprocess import InProcessExecutor
+from raymia.execution.plan import load_and_check
+from raymia.experiment import run_trial
+
+HELD_OUT = SplitConfig(n_members=60, n_validation=40)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("models"))
+
+
+def trial(digits, cache, **changes):
+    exp = tiny_experiment(split=HELD_OUT, **changes)
+    return run_trial(exp, digits, InProcessExecutor(digits), cache_dir=cache)
+
+
+@pytest.fixture(scope="module")
+def plain(digits, cache):
+    return trial(digits, cache)
+
+
+def _scores(tables, attack, variant="global"):
+    s = tables["scores"]
+    return s[(s.attack == attack) & (s.variant == variant)].score.to_numpy()
+
+
+@pytest.mark.parametrize("output", [TopK(k=1), Rounding(decimals=1), Temperature(),
+                                    Temperature(temperature=3.0), MemGuard(epsilon=1.0),
+                                    Laplace()], ids=lambda o: o.name)
+def test_every_output_defense_keeps_the_labels_and_shares_the_trained_models(
+        digits, cache, plain, output):
+    tables = trial(digits, cache, output=output)
+    trials = tables["trials"]
+    assert trials.models_trained.item() == 0 and trials.models_cached.item() == 5
+    assert trials["output.name"].item() == output.name
+    if output.name != "laplace":  # the one that may move a label
+        assert trials.test_acc.item() == plain["trials"].test_acc.item()
+        np.testing.assert_array_equal(_scores(tables, "correctness"),
+                                      _scores(plain, "correctness"))
+    assert not np.array_equal(_scores(tables, "loss"), _scores(plain, "loss"))
+
+
+def test_label_only_leaves_the_correctness_signal_alone(digits, cache, plain):
+    tables = trial(digits, cache, output=LabelOnly(), attacks=("correctness",))
+    signals = tables["signals"]
+    assert set(np.round(signals.p_true, 6)) <= {0.0, 1.0}
+    assert (signals.correct == (signals.p_true > 0.5)).all()
+    np.testing.assert_array_equal(_scores(tables, "correctness"), _scores(plain, "correctness"))
+
+
+def test_rounding_leaves_attacks_a_handful_of_score_values(digits, cache, plain):
+    """Tenths, read back as a distribution: p_true is a ratio of small integers."""
+    rounded = trial(digits, cache, output=Rounding(decimals=1))["signals"]
+    assert len(np.unique(rounded.p_true.round(6))) <= 40
+    assert len(np.unique(plain["signals"].p_true.round(6))) > 300
+
+
+def test_memguard_composes_with_a_training_defense(digits, cache):
+    tables = trial(digits, cache, defense=L2(weight_decay=1e-2), output=MemGuard())
+    trials = tables["trials"]
+    assert trials.defense.item() == "l2" and trials["output.name"].item() == "memguard"
+    assert trials.status.item() == "ok"
+
+
+@pytest.mark.parametrize("build, where", [
+    (lambda: Experiment(output=LabelOnly()), "attacks[1]"),
+    (lambda: Experiment.from_dict({"output": {"name": "top_k", "k": 0}}), "output.k"),
+    (lambda: Experiment.from_dict({"output": {"name": "temperature", "temperature": 0}}),
+     "output.temperature"),
+    (lambda: Experiment.from_dict({"output": {"name": "rounding", "decimals": -1}}),
+     "output.decimals"),
+    (lambda: Experiment.from_dict({"output": {"name": "blur"}}), "output.name"),
+])
+def test_bad_output_settings_fail_before_training(build, where):
+    with pytest.raises(ConfigError) as info:
+        build()
+    assert info.value.where == where and "\n" not in str(info.value)
+
+
+def test_defenses_that_need_held_out_data_say_so():
+    with pytest.raises(ConfigError, match="split.n_validation: the memguard output defense"):
+        load_and_check([tiny_experiment(output=MemGuard())])
+    with pytest.raises(ConfigError, match="output.k: must be <= the 10 classes"):
+        load_and_check([tiny_experiment(output=TopK(k=11))])
