@@ -2,15 +2,15 @@
 __version__ = "0.1.0"
 
 from raymia.config import (ConfigError, DataConfig, Experiment, ModelConfig,  # noqa: E402
-                           ReferenceConfig, Resources, ShadowConfig, SplitConfig, Sweep,
+                           QueryConfig, ReferenceConfig, Resources, ShadowConfig, SplitConfig, Sweep,
                            TrainConfig)
 from raymia.defenses import (DPSGD, L2, AdvReg, EarlyStopping, LabelOnly,  # noqa: E402
                              LabelSmoothing, Laplace, MemGuard, MixupMMD, NoDefense, NoOutput,
-                             Rounding, Temperature, TopK)
+                             Rounding, Selena, Temperature, TopK)
 from raymia.results import read_results  # noqa: E402
 
 __all__ = ["DPSGD", "AdvReg", "ConfigError", "DataConfig", "EarlyStopping", "Experiment", "L2",
            "LabelOnly", "LabelSmoothing", "Laplace", "MemGuard", "MixupMMD", "ModelConfig",
-           "NoDefense", "NoOutput", "ReferenceConfig", "Rounding", "Temperature", "TopK",
+           "NoDefense", "NoOutput", "QueryConfig", "ReferenceConfig", "Rounding", "Selena", "Temperature", "TopK",
            "Resources", "ShadowConfig", "SplitConfig", "Sweep", "TrainConfig",
            "read_results"]

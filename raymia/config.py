@@ -168,6 +168,52 @@ class ReferenceConfig:
         check(self.rmia_gamma > 0, "rmia_gamma", f"must be > 0, got {self.rmia_gamma}")
 
 
+@dataclass(frozen=True)
+class QueryConfig:
+    """Queries beyond each model's plain outputs on the audit set.
+
+    augmentations: image augmentations (raymia.augment) after the identity, for
+        LiRA's augmented variants and the label-only `augmentation` attack;
+        `shift` is the translation in pixels.
+    flips, n_noise: the `noise` attack's grid of flipped features (chosen on
+        shadow data) and noisy copies per example (binary tabular data).
+    boundary_queries: label queries per example of the `boundary` attack;
+        boundary_models: shadow models whose distances fit its threshold;
+        boundary_chunk: audit examples per query job (they fan out on Ray).
+    eval_sets: out-of-distribution non-member sets (raymia.data.ood) every
+        attack is also evaluated with (`eval_set` column)."""
+
+    augmentations: tuple[str, ...] = ("hflip", "shift")
+    shift: int = 1
+    flips: tuple[int, ...] = (1, 2, 4, 8, 16)
+    n_noise: int = 20
+    boundary_queries: int = 1000
+    boundary_models: int = 2
+    boundary_chunk: int = 100
+    eval_sets: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        from raymia.augment import AUGMENTATIONS
+        from raymia.data.ood import OOD_SETS
+
+        for i, name in enumerate(self.augmentations):
+            check_choice(name, AUGMENTATIONS, f"augmentations[{i}]")
+        check(self.shift >= 1, "shift", f"must be >= 1, got {self.shift}")
+        check(len(self.flips) > 0 and min(self.flips) >= 1, "flips",
+              f"must be counts >= 1, got {self.flips}")
+        check(self.n_noise >= 1, "n_noise", f"must be >= 1, got {self.n_noise}")
+        check(self.boundary_queries >= 10, "boundary_queries",
+              f"must be >= 10, got {self.boundary_queries}")
+        check(self.boundary_models >= 1, "boundary_models",
+              f"must be >= 1, got {self.boundary_models}")
+        check(self.boundary_chunk >= 1, "boundary_chunk",
+              f"must be >= 1, got {self.boundary_chunk}")
+        for i, name in enumerate(self.eval_sets):
+            check_choice(name, OOD_SETS, f"eval_sets[{i}]")
+        check(len(set(self.eval_sets)) == len(self.eval_sets), "eval_sets",
+              f"names a set twice: {self.eval_sets}")
+
+
 def _default_defense():
     from raymia.defenses import NoDefense
 
@@ -194,6 +240,7 @@ class Experiment:
     shadows: ShadowConfig = field(default_factory=ShadowConfig)
     attacks: tuple[str, ...] = field(default_factory=_default_attacks)
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
+    queries: QueryConfig = field(default_factory=QueryConfig)
 
     def __post_init__(self):
         from raymia.attacks import ATTACKS, LABEL_ONLY_ATTACKS
@@ -220,6 +267,12 @@ class Experiment:
               f"{self.shadows.n_models}")
         check("rmia" not in self.attacks or self.split.n_shadow_pool > 0, "attacks",
               "rmia needs population samples: set split.n_shadow_pool > 0")
+        check("selena_adaptive" not in self.attacks or self.defense.name == "selena", "attacks",
+              "selena_adaptive attacks a SELENA target: set defense=Selena(...)")
+        check("boundary" not in self.attacks
+              or self.queries.boundary_models <= self.shadows.n_models, "queries.boundary_models",
+              f"asks for {self.queries.boundary_models} shadow models but shadows.n_models "
+              f"trains {self.shadows.n_models}")
 
     def to_dict(self) -> dict:
         return to_dict(self)

@@ -19,7 +19,8 @@ import pandas as pd
 import torch
 
 from raymia import __version__
-from raymia.attacks import AttackInputs, run_attacks
+from raymia.attacks import ORIGINAL_ONLY, run_attacks
+from raymia.audit import ORIGINAL, boundary_distances, boundary_jobs, ood_inputs, original_inputs
 from raymia.config import Experiment, flatten
 from raymia.data import Dataset
 from raymia.data.splits import Splits, make_splits
@@ -28,9 +29,8 @@ from raymia.metrics import accuracy, attack_metrics, ece
 from raymia.results import SCHEMA_VERSION, TRAINING_STATS
 from raymia.seeding import derive_seed
 from raymia.signals import correct, max_prob, phi, true_log_prob
+from raymia.queries import query_sets
 from raymia.train import JobResult, TrainJob
-
-EVAL_SET = "original"
 
 
 class Executor(Protocol):
@@ -38,16 +38,19 @@ class Executor(Protocol):
         """Run the jobs (in parallel where it can); results in job order."""
 
 
-def make_jobs(exp: Experiment, splits: Splits, cache_dir: str | None = None) -> list[TrainJob]:
+def make_jobs(exp: Experiment, splits: Splits, cache_dir: str | None = None,
+              kind: str = "image") -> list[TrainJob]:
     """The target's job, then the shadow models in jobs of `models_per_job`.
     Shadow seeds depend on the root seed only, not on the defense. The target's
     held-out data is the validation split; the shadow models' is the
     attacker's held-out split, outside the universe the attacks are fitted on.
-    With `cache_dir`, jobs load models already trained there instead of training them."""
+    With `cache_dir`, jobs load models already trained there instead of training them.
+    Every model also answers the trial's extra queries (raymia.queries) for data of `kind`."""
     universe = splits.universe
+    extra = query_sets(exp, kind, universe, splits.nonmembers)
     target = TrainJob("target", 0, (splits.members,), (derive_seed(exp.seed, "target"),),
                       exp.model, exp.train, exp.defense, universe, (splits.validation,),
-                      cache_dir=cache_dir, output=exp.output)
+                      cache_dir=cache_dir, output=exp.output, query_sets=extra)
     like_target = exp.shadows.train == "like_target"
     shadow_defense = exp.defense if like_target and exp.defense.applies_to_shadows else NoDefense()
     shadow_output = exp.output if like_target and exp.output.applies_to_shadows else NoOutput()
@@ -59,8 +62,27 @@ def make_jobs(exp: Experiment, splits: Splits, cache_dir: str | None = None) -> 
         jobs.append(TrainJob("shadow", first, tuple(universe[splits.keep[m]] for m in ids),
                              tuple(derive_seed(exp.seed, "shadow", m) for m in ids),
                              exp.model, exp.train, shadow_defense, universe, holdouts,
-                             cache_dir=cache_dir, output=shadow_output))
+                             cache_dir=cache_dir, output=shadow_output, query_sets=extra))
     return jobs
+
+
+def _attack_rows(outputs, inputs, is_member, sample_ids, ids: dict):
+    """The `attacks` rows and `scores` parts of one evaluation set."""
+    prediction_score = max_prob(inputs.target_logits)
+    rows, parts = [], []
+    everyone = np.ones(len(is_member), bool)
+    for out in outputs:
+        on = everyone if out.evaluated is None else out.evaluated
+        member = is_member[on]
+        scores = out.scores[on].astype(np.float32)  # stored as float32: metrics use these
+        names = {**ids, "attack": out.attack, "variant": out.variant}
+        predicted = scores >= out.threshold  # from the stored scores, like AUC and TPR
+        rows.append({**names, **attack_metrics(scores, member, predicted, prediction_score[on]),
+                     "threshold": out.threshold, "n_members": int(member.sum()),
+                     "n_nonmembers": int((~member).sum())})
+        parts.append(pd.DataFrame({**names, "sample_id": sample_ids[on], "is_member": member,
+                                   "score": scores}))
+    return rows, parts
 
 
 def _placement(results: list[JobResult]) -> dict:
@@ -82,8 +104,24 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
     started = datetime.now(timezone.utc)
     t0 = time.time()
     splits = make_splits(len(data), exp.split, exp.shadows.n_models, exp.seed, exp.data.name)
-    results = executor.run(make_jobs(exp, splits, cache_dir))
+    jobs = make_jobs(exp, splits, cache_dir, data.kind)
+    plan = exp.defense.target_plan(exp, splits, data, jobs[0])
+    extra = {}
+    if plan is None:
+        results = executor.run(jobs)
+    else:  # the target's own jobs (SELENA's submodels) run with the shadows
+        first = executor.run(plan.jobs + jobs[1:])
+        jobs[0] = plan.finish(first[:len(plan.jobs)])
+        results = executor.run(jobs[:1]) + first[len(plan.jobs):]
+        extra = plan.extra(first[:len(plan.jobs)], results[0])
+        results_all = first[:len(plan.jobs)] + results
     target, shadows = results[0], results[1:]
+    placement = _placement(results if plan is None else results_all)
+    boundary = (None, None)
+    if "boundary" in exp.attacks:
+        queried = executor.run(boundary_jobs(exp, splits, jobs, cached=cache_dir is not None))
+        boundary = boundary_distances(exp, queried)
+        placement["job_nodes"] = _placement(results + queried)["job_nodes"]
 
     universe = splits.universe
     labels_u = data.y[universe]  # (n_universe,)
@@ -92,23 +130,22 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
     shadow_u = np.concatenate([r.logits for r in shadows])  # (n_shadow, n_universe, C)
 
     t_attack = time.time()
-    inputs = AttackInputs(target_u[:n_audit], labels_u[:n_audit], shadow_u, labels_u, splits.keep,
-                          target_u[n_audit:])
-    outputs = run_attacks(exp.attacks, inputs, exp.reference)
-    is_member = splits.audit_is_member
-    prediction_score = max_prob(inputs.target_logits)
+    inputs = original_inputs(splits, labels_u, target, shadows, boundary, extra)
     key = {"sweep": sweep, "trial_id": exp.trial_id}
     attack_rows, score_parts = [], []
-    for out in outputs:
-        scores = out.scores.astype(np.float32)  # stored as float32: metrics use what is stored
-        ids = {**key, "attack": out.attack, "variant": out.variant, "eval_set": EVAL_SET}
-        predicted = scores >= out.threshold  # from the stored scores, like AUC and TPR
-        attack_rows.append({**ids, **attack_metrics(scores, is_member, predicted,
-                                                     prediction_score),
-                            "threshold": out.threshold, "n_members": n_members,
-                            "n_nonmembers": n_audit - n_members})
-        score_parts.append(pd.DataFrame({**ids, "sample_id": splits.audit, "is_member": is_member,
-                                         "score": scores}))
+    eval_sets = [(ORIGINAL, inputs, splits.audit)]
+    eval_sets += [(name, ood_inputs(exp, data, splits, inputs, target, shadows, name),
+                   np.concatenate([splits.members, splits.nonmembers]))
+                  for name in exp.queries.eval_sets]
+    is_member = splits.audit_is_member
+    for eval_set, attack_inputs, sample_ids in eval_sets:
+        names = exp.attacks if eval_set == ORIGINAL else [
+            a for a in exp.attacks if a not in ORIGINAL_ONLY]
+        rows, parts = _attack_rows(run_attacks(names, attack_inputs, exp.reference),
+                                   attack_inputs, is_member, sample_ids,
+                                   {**key, "eval_set": eval_set})
+        attack_rows += rows
+        score_parts += parts
     attack_s = time.time() - t_attack
 
     audit_logits, audit_labels = inputs.target_logits, inputs.labels
@@ -120,7 +157,7 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
         "n_shadow_models": exp.shadows.n_models,
         "epochs_run": int(target.epochs_run[0]), **target.stats[0],
         "train_s": target.finished_at - target.started_at, "shadow_s": _span(shadows),
-        "attack_s": attack_s, **_placement(results),
+        "attack_s": attack_s, **placement,
     }
     metrics["gap"] = metrics["train_acc"] - metrics["test_acc"]
     unknown = set(target.stats[0]) - set(TRAINING_STATS)

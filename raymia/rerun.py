@@ -7,7 +7,8 @@ target's and the shadow models' stored p_y, phi and in_train, and prints
 LiRA's and RMIA's AUC and TPR at 1% FPR with the first N shadow models as
 references. LiRA and RMIA see the logits only through p_y (phi is a function
 of it), so the two-class logits (phi, 0) with true class 0, whose p_0 is
-sigmoid(phi) = p_y, reproduce them from the stored signals.
+sigmoid(phi) = p_y, reproduce them from the stored signals. The signals
+hold the plain queries only: LiRA's augmented variants are not rerun.
 """
 from __future__ import annotations
 

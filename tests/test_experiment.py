@@ -101,7 +101,8 @@ def test_reference_attacks_in_a_trial(digits):
                           attacks=("loss", "lira", "rmia"))
     tables = run_trial(exp, digits, InProcessExecutor(digits))
     attacks, scores = tables["attacks"], tables["scores"]
-    assert sorted(attacks.attack.value_counts().items()) == [("lira", 4), ("loss", 2), ("rmia", 2)]
+    assert sorted(attacks.attack.value_counts().items()) == [("lira", 6), ("loss", 2), ("rmia", 2)]
+    assert {"online_aug6", "offline_aug6"} < set(attacks.variant)  # identity, hflip, 4 shifts
     assert len(tables["signals"]) == 5 * 160  # the pool is part of the universe
     for _, row in attacks.iterrows():
         part = scores[(scores.attack == row.attack) & (scores.variant == row.variant)]

@@ -3,11 +3,12 @@
 Higher score = member, for every attack and variant."""
 from __future__ import annotations
 
-from raymia.attacks import learned
+from raymia.attacks import label_only, learned
 from raymia.attacks.base import AttackInputs, AttackOutput
 from raymia.attacks.lira import lira
 from raymia.attacks.metric import METRICS, metric_attack
 from raymia.attacks.rmia import rmia
+from raymia.attacks.selena_adaptive import selena_adaptive
 
 
 def _metric(name):
@@ -20,8 +21,15 @@ ATTACKS["rmia"] = lambda inputs, cfg: rmia(inputs, cfg.n_models, cfg.rmia_gamma)
 ATTACKS["shokri"] = lambda inputs, cfg: learned.shokri(inputs, cfg.attack_model)
 ATTACKS["nn"] = lambda inputs, cfg: learned.nn(inputs, cfg.attack_model)
 ATTACKS["top3"] = lambda inputs, cfg: learned.top3(inputs, cfg.attack_model)
+ATTACKS["selena_adaptive"] = lambda inputs, cfg: selena_adaptive(inputs, cfg.attack_model)
+ATTACKS["augmentation"] = lambda inputs, cfg: label_only.augmentation(inputs)
+ATTACKS["noise"] = lambda inputs, cfg: label_only.noise(inputs)
+ATTACKS["boundary"] = lambda inputs, cfg: label_only.boundary(inputs)
 #: attacks that use the predicted label only (allowed on a label-only output defense)
-LABEL_ONLY_ATTACKS = ("correctness",)
+LABEL_ONLY_ATTACKS = ("correctness", "augmentation", "noise", "boundary")
+#: attacks evaluated on the original audit set only (their queries are not built
+#: for out-of-distribution sets)
+ORIGINAL_ONLY = ("noise", "boundary", "selena_adaptive")
 #: the default attack list: the metric attacks; the others are asked for by name
 DEFAULT_ATTACKS = tuple(METRICS)
 
@@ -32,4 +40,4 @@ def run_attacks(names, inputs: AttackInputs, cfg=None) -> list[AttackOutput]:
     return [out for name in names for out in ATTACKS[name](inputs, cfg or ReferenceConfig())]
 
 
-__all__ = ["ATTACKS", "LABEL_ONLY_ATTACKS", "AttackInputs", "AttackOutput", "run_attacks"]
+__all__ = ["ATTACKS", "LABEL_ONLY_ATTACKS", "ORIGINAL_ONLY", "AttackInputs", "AttackOutput", "run_attacks"]

@@ -1,7 +1,7 @@
 """What attacks take and give. Declared once: a higher score means more likely a member."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -17,6 +17,14 @@ class AttackInputs:
     keep: (n_shadow, n_universe) bool, shadow m trained on universe example j.
     target_population_logits: (n_universe - n_audit, C) the target on the rest
         of the universe (the shadow pool), or None.
+    target_queries: name -> (q, n_audit, C) the target on extra queries of the
+        audit set (raymia.queries: "aug" augmented copies, "noise/<k>" noisy ones).
+    shadow_queries: name -> (n_shadow, q, n_universe, C), the same for the shadows.
+    target_boundary: (n_audit,) the target's label-only boundary distances, or None;
+    shadow_boundary: (b, n_universe) those of the first b shadow models, or None.
+    fit_columns: (n_universe,) bool, the universe columns thresholds and attack
+        models may be fitted on (None: all); out-of-distribution audit examples
+        are excluded, so the attacker's decision rule is the in-distribution one.
     The universe starts with the audit set: column j < n_audit is audit example j.
     """
 
@@ -26,6 +34,12 @@ class AttackInputs:
     universe_labels: np.ndarray
     keep: np.ndarray
     target_population_logits: np.ndarray | None = None
+    target_queries: dict = field(default_factory=dict)
+    shadow_queries: dict = field(default_factory=dict)
+    target_boundary: np.ndarray | None = None
+    shadow_boundary: np.ndarray | None = None
+    fit_columns: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)  # attack-specific signals, by attack name
 
     def __post_init__(self):
         n, c = self.target_logits.shape
@@ -41,6 +55,19 @@ class AttackInputs:
     def n_classes(self) -> int:
         return self.target_logits.shape[1]
 
+    @property
+    def fit(self) -> np.ndarray:
+        """(n_universe,) bool: the columns an attack may fit on."""
+        if self.fit_columns is None:
+            return np.ones(self.keep.shape[1], bool)
+        return self.fit_columns
+
+    def query(self, name: str, attack: str) -> tuple[np.ndarray, np.ndarray]:
+        """(target (q, n_audit, C), shadows (n_shadow, q, n_universe, C)) of a query set."""
+        if name not in self.target_queries or name not in self.shadow_queries:
+            raise ValueError(f"{attack} needs the {name!r} queries, which this trial lacks")
+        return self.target_queries[name], self.shadow_queries[name]
+
 
 @dataclass(frozen=True, eq=False)
 class AttackOutput:
@@ -52,6 +79,9 @@ class AttackOutput:
     variant: str
     scores: np.ndarray
     threshold: float
+    #: (n_audit,) bool, the examples the attack is judged on (None: all); an
+    #: attack that trains on some audit examples (selena_adaptive) leaves them out
+    evaluated: np.ndarray | None = None
 
     @property
     def predicted(self) -> np.ndarray:

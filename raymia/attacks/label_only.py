@@ -101,3 +101,50 @@ def boundary_attack(target_distances: np.ndarray, shadow_distances: np.ndarray,
     threshold. Distances as `boundary_distance` returns them (0 when misclassified)."""
     return boundary_scores(target_distances), fit_threshold(boundary_scores(shadow_distances),
                                                             shadow_in)
+
+
+# --- entry points on AttackInputs (the attack registry's) -----------------------------
+
+def _correct(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(..., n, C), (n,) -> (..., n) bool: the released label is the true one."""
+    return logits.argmax(-1) == labels
+
+
+def augmentation(inputs) -> list:
+    """The augmentation attack on the "aug" queries (identity + augmentations)."""
+    from raymia.attacks.base import AttackOutput
+
+    target_q, shadow_q = inputs.query("aug", "augmentation")
+    fit = inputs.fit
+    shadow = _correct(shadow_q, inputs.universe_labels).transpose(1, 0, 2)  # (q, m, u)
+    scores, threshold = augmentation_attack(_correct(target_q, inputs.labels),
+                                            shadow[:, :, fit], inputs.keep[:, fit])
+    return [AttackOutput("augmentation", f"{len(target_q)}_queries", scores, threshold)]
+
+
+def noise(inputs) -> list:
+    """The random-flip noise attack on the "noise/<k>" queries, k chosen on shadows."""
+    from raymia.attacks.base import AttackOutput
+
+    names = sorted((name for name in inputs.target_queries if name.startswith("noise/")),
+                   key=lambda name: int(name.split("/")[1]))
+    if not names:
+        raise ValueError("noise needs the noisy queries ('noise/<k>'), which this trial lacks")
+    fit = inputs.fit
+    target = np.stack([_correct(inputs.query(k, "noise")[0], inputs.labels) for k in names])
+    shadow = np.stack([_correct(inputs.query(k, "noise")[1], inputs.universe_labels)
+                       .transpose(1, 0, 2)[:, :, fit] for k in names])  # (K, n_noise, m, u)
+    scores, threshold, _ = noise_attack(target, shadow, inputs.keep[:, fit])
+    return [AttackOutput("noise", "global", scores, threshold)]
+
+
+def boundary(inputs) -> list:
+    """The decision-boundary distance attack; threshold on the first shadow models."""
+    from raymia.attacks.base import AttackOutput
+
+    if inputs.target_boundary is None or inputs.shadow_boundary is None:
+        raise ValueError("boundary needs boundary distances, which this trial lacks")
+    fit, b = inputs.fit, len(inputs.shadow_boundary)
+    scores, threshold = boundary_attack(inputs.target_boundary, inputs.shadow_boundary[:, fit],
+                                        inputs.keep[:b, fit])
+    return [AttackOutput("boundary", "hsj", scores, threshold)]

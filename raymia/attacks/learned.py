@@ -40,9 +40,11 @@ def _fit_predict(model: str, x_train, y_train, x_test) -> np.ndarray:
 
 def _shadow_data(inputs: AttackInputs):
     """Shadow prediction vectors (m * u, C), their labels and IN/OUT, flattened."""
-    probs = np.exp(log_probs(inputs.shadow_logits)).reshape(-1, inputs.n_classes)
-    labels = np.broadcast_to(inputs.universe_labels, inputs.keep.shape).ravel()
-    return probs, labels, inputs.keep.ravel().astype(int)
+    fit = inputs.fit
+    probs = np.exp(log_probs(inputs.shadow_logits[:, fit])).reshape(-1, inputs.n_classes)
+    keep = inputs.keep[:, fit]
+    labels = np.broadcast_to(inputs.universe_labels[fit], keep.shape).ravel()
+    return probs, labels, keep.ravel().astype(int)
 
 
 def shokri(inputs: AttackInputs, model: str = "mlp") -> list[AttackOutput]:

@@ -50,6 +50,42 @@ def lira(inputs: AttackInputs, n_reference: int | None = None) -> list[AttackOut
     refs = phi(inputs.shadow_logits[models, :n], inputs.labels)  # (m, n)
     keep = inputs.keep[models, :n]
     target = phi(inputs.target_logits, inputs.labels)  # (n,)
-    return [AttackOutput("lira", name, fn(target, refs, keep),
-                         fitted_threshold(lambda t, r, k, _, fn=fn: fn(t, r, k), refs, keep))
-            for name, fn in VARIANTS.items()]
+    fit = inputs.fit[:n]
+    outputs = [AttackOutput("lira", name, fn(target, refs, keep),
+                            fitted_threshold(lambda t, r, k, _, fn=fn: fn(t, r, k),
+                                             refs[:, fit], keep[:, fit]))
+               for name, fn in VARIANTS.items()]
+    if "aug" in inputs.target_queries:
+        outputs += lira_augmented(inputs, n_reference)
+    return outputs
+
+
+def _averaged(fn, n_queries: int):
+    """A LiRA score over q augmented queries: the per-query log-likelihood ratio
+    averaged (Carlini et al.'s augmented LiRA). Statistics come flattened as
+    (..., n * q), example-major, so the leave-one-out fit can slice rows."""
+    def score(target, refs, keep):
+        n = keep.shape[-1]
+        t = target.reshape(n, n_queries).T  # (q, n)
+        r = refs.reshape(len(refs), n, n_queries).transpose(2, 0, 1)  # (q, m, n)
+        return np.mean([fn(t[i], r[i], keep) for i in range(n_queries)], axis=0)
+    return score
+
+
+def lira_augmented(inputs: AttackInputs, n_reference: int | None = None) -> list[AttackOutput]:
+    """Online and offline LiRA (per-example variance) on the "aug" queries."""
+    n, models = len(inputs.labels), slice(0, n_reference)
+    target_q, shadow_q = inputs.query("aug", "lira")
+    q = target_q.shape[0]
+    target = phi(target_q, inputs.labels).T.ravel()  # (n * q,) example-major
+    refs = phi(shadow_q[models, :, :n], inputs.labels)  # (m, q, n)
+    refs = refs.transpose(0, 2, 1).reshape(len(refs), n * q)
+    keep, fit = inputs.keep[models, :n], inputs.fit[:n]
+    fit_q = np.repeat(fit, q)
+    outputs = []
+    for name in ("online", "offline"):
+        fn = _averaged(VARIANTS[name], q)
+        threshold = fitted_threshold(lambda t, r, k, _, fn=fn: fn(t, r, k), refs[:, fit_q],
+                                     keep[:, fit])
+        outputs.append(AttackOutput("lira", f"{name}_aug{q}", fn(target, refs, keep), threshold))
+    return outputs

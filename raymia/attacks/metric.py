@@ -73,9 +73,11 @@ def metric_attack(name: str, inputs: AttackInputs) -> list[AttackOutput]:
     margin over the example's class threshold), both fitted on shadow data."""
     metric = METRICS[name]
     target = metric(inputs.target_logits, inputs.labels)  # (n_audit,)
-    shadow = metric(inputs.shadow_logits, inputs.universe_labels).ravel()  # (m * u,)
-    shadow_in = inputs.keep.ravel()
-    shadow_labels = np.broadcast_to(inputs.universe_labels, inputs.keep.shape).ravel()
+    fit = inputs.fit
+    labels, keep = inputs.universe_labels[fit], inputs.keep[:, fit]
+    shadow = metric(inputs.shadow_logits[:, fit], labels).ravel()  # (m * u,)
+    shadow_in = keep.ravel()
+    shadow_labels = np.broadcast_to(labels, keep.shape).ravel()
     global_t = best_threshold(shadow, shadow_in)
     per_class = class_thresholds(shadow, shadow_in, shadow_labels, inputs.n_classes)
     return [

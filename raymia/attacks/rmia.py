@@ -78,10 +78,12 @@ def rmia(inputs: AttackInputs, n_reference: int | None = None,
     refs = np.exp(true_log_prob(inputs.shadow_logits[models], labels))  # (m, n_universe)
     keep = inputs.keep[models]
     population = np.arange(len(labels)) >= n
-    a = fit_a(refs, keep, population, gamma)
+    fit = inputs.fit
+    a = fit_a(refs[:, fit], keep[:, fit], population[fit], gamma)
     outputs = []
     for variant, a_value in (("offline", a), ("online", None)):
         scores = rmia_scores(target, refs, keep, population, gamma, a_value)[:n]
-        threshold = fitted_threshold(shadow_score(population, gamma, a_value), refs, keep)
+        threshold = fitted_threshold(shadow_score(population[fit], gamma, a_value),
+                                     refs[:, fit], keep[:, fit])
         outputs.append(AttackOutput("rmia", variant, scores, threshold))
     return outputs

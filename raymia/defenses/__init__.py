@@ -13,9 +13,10 @@ from raymia.defenses.none import NoDefense
 from raymia.defenses.posthoc import (OUTPUTS, Laplace, LabelOnly, MemGuard, NoOutput,
                                      OutputDefense, Rounding, Temperature, TopK)
 from raymia.defenses.regularization import L2, LabelSmoothing
+from raymia.defenses.selena_defense import Selena
 
 DEFENSES: dict[str, type[Defense]] = {cls.name: cls for cls in (
-    NoDefense, L2, LabelSmoothing, DPSGD, AdvReg, MixupMMD, EarlyStopping)}
+    NoDefense, L2, LabelSmoothing, DPSGD, AdvReg, MixupMMD, EarlyStopping, Selena)}
 
 
 def _from_registry(value, registry: dict, base: type, where: str, what: str):
@@ -69,5 +70,5 @@ REGISTRIES = {"defense": (defense_from_dict, defense_fields),
 
 __all__ = ["DEFENSES", "DPSGD", "OUTPUTS", "REGISTRIES", "AdvReg", "Defense", "EarlyStopping",
            "L2", "LabelOnly", "LabelSmoothing", "Laplace", "MemGuard", "MixupMMD", "NoDefense",
-           "NoOutput", "OutputDefense", "Rounding", "Temperature", "TopK", "defense_fields",
+           "NoOutput", "OutputDefense", "Rounding", "Selena", "Temperature", "TopK", "defense_fields",
            "defense_from_dict", "output_fields", "output_from_dict"]

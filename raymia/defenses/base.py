@@ -27,6 +27,11 @@ class Defense:
         """Hooks for one model's training (context: raymia.train.hooks.HookContext)."""
         return []
 
+    def target_plan(self, exp, splits, data, target_job):
+        """None: the target is `target_job`. A defense whose target needs jobs of its
+        own first (SELENA) returns a plan (see defenses.selena_defense.TargetPlan)."""
+        return None
+
     def check(self, exp, data) -> None:
         """Raise ConfigError if this defense cannot run the experiment (called
         before any training, with the loaded dataset)."""

@@ -15,6 +15,7 @@ import json
 import numpy as np
 from ray.tune.search.sample import Domain
 
+from raymia.queries import check_queries
 from raymia.config import ConfigError, Experiment, Sweep, set_path
 from raymia.data import Dataset, load_dataset
 from raymia.data.splits import make_splits
@@ -79,6 +80,7 @@ def load_and_check(experiments: list[Experiment]) -> dict[str, Dataset]:
             datasets[key] = load_dataset(exp.data)
         make_splits(len(datasets[key]), exp.split, exp.shadows.n_models, exp.seed, exp.data.name)
         exp.defense.check(exp, datasets[key])
+        check_queries(exp, datasets[key])
         try:
             exp.output.check(exp, datasets[key])
         except ConfigError as e:

@@ -1,0 +1,54 @@
+"""The adaptive attack against SELENA (Tang et al. 2022, Section 6.3).
+
+The attacker knows half of the target's members and trains its own Split-AI
+on them (raymia.defenses.selena_defense plans those jobs). For each example
+it compares SELENA's output q with its shadow Split-AI's output s
+(defenses.selena.adaptive_features) and learns, from the known members
+(label 1) against as many of its own non-members (label 0):
+  ce, l2    one threshold on the cross-entropy / squared distance between s
+            and q, its direction chosen on the training data
+  nn_diff   a classifier on [s - q, onehot(y)]
+  nn_both   a classifier on [q, s, onehot(y)]
+(classifier: `reference.attack_model`). It is judged on the members it does
+not know and on the audit non-members (`AttackOutput.evaluated`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from raymia.attacks.base import AttackInputs, AttackOutput
+from raymia.attacks.learned import _fit_predict
+from raymia.attacks.thresholds import best_threshold
+from raymia.signals import log_probs
+
+
+def selena_adaptive(inputs: AttackInputs, model: str = "mlp") -> list[AttackOutput]:
+    from raymia.defenses.selena import adaptive_features, orient
+
+    extra = inputs.extra.get("selena_adaptive")
+    if extra is None:
+        raise ValueError("selena_adaptive attacks a SELENA target: use defense=Selena(...)")
+    known = extra["known"]  # (n_audit,) bool
+    audit = adaptive_features(np.exp(log_probs(inputs.target_logits)), extra["shadow_probs"],
+                              inputs.labels)
+    reference = adaptive_features(extra["reference_target_probs"],
+                                  extra["reference_shadow_probs"], extra["reference_labels"])
+    # as many of the attacker's non-members as it knows members (seeded choice)
+    n = min(int(known.sum()), len(extra["reference_labels"]))
+    gen = np.random.default_rng(0)
+    members = gen.permutation(np.flatnonzero(known))[:n]
+    others = gen.permutation(len(extra["reference_labels"]))[:n]
+    is_member = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+
+    def train(name):
+        return np.concatenate([audit[name][members], reference[name][others]])
+
+    outputs = []
+    for name in ("ce", "l2"):
+        sign = orient(train(name), is_member)
+        outputs.append(AttackOutput("selena_adaptive", name, sign * audit[name],
+                                    best_threshold(sign * train(name), is_member), ~known))
+    for name in ("nn_diff", "nn_both"):
+        scores = _fit_predict(model, train(name), is_member.astype(int), audit[name])
+        outputs.append(AttackOutput("selena_adaptive", name, scores, 0.5, ~known))
+    return outputs

@@ -1,0 +1,100 @@
+"""The extra queries a trial's models answer, decided by its attacks and eval sets.
+
+  "aug"             identity + `queries.augmentations` of every universe example
+                    (images; LiRA's augmented variants, the augmentation attack)
+  "noise/<k>"       `queries.n_noise` copies with k features flipped (binary data;
+                    the noise attack), one query set per k in `queries.flips`
+  "ood/<set>"       the out-of-distribution set built from the audit non-members
+  "ood/<set>/aug"   its augmented copies (when "aug" is asked for)
+
+Every model of a trial answers the same inputs (target and shadows), built in
+the job from sample ids by picklable functions, so no copies of the data
+travel. Noise and out-of-distribution draws derive from the trial's seed.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+
+from raymia.augment import check_augmentations, check_binary, queries
+from raymia.config import ConfigError, Experiment
+from raymia.data.ood import check_ood_sets, make_ood
+from raymia.seeding import derive_seed
+from raymia.train.job import QuerySet
+
+AUG = "aug"
+
+
+def noise_name(k: int) -> str:
+    return f"noise/{k}"
+
+
+def ood_name(eval_set: str) -> str:
+    return f"ood/{eval_set}"
+
+
+def augmentations(exp: Experiment) -> tuple[str, ...]:
+    return ("identity", *exp.queries.augmentations)
+
+
+def wants_augmented(exp: Experiment, kind: str) -> bool:
+    """Augmented queries: for the augmentation attack, and for LiRA on images."""
+    return "augmentation" in exp.attacks or ("lira" in exp.attacks and kind == "image"
+                                             and len(exp.queries.augmentations) > 0)
+
+
+def ood_data(exp: Experiment, data, rows: np.ndarray, eval_set: str):
+    """(x, y) of an out-of-distribution set built from sample ids `rows`."""
+    return make_ood(eval_set, data, rows, derive_seed(exp.seed, f"ood/{eval_set}"))
+
+
+def _augmented(data, rows, names, shift):
+    return queries(data.x[rows], names, shift=shift)
+
+
+def _noisy(data, rows, flips, n_noise, seed):
+    return queries(data.x[rows], ("flip",), flips=flips, n_noise=n_noise, seed=seed)
+
+
+def _ood(data, rows, eval_set, seed, names=None, shift=1):
+    x = make_ood(eval_set, data, rows, seed)[0]
+    return x[None] if names is None else queries(x, names, shift=shift)
+
+
+def query_sets(exp: Experiment, kind: str, universe: np.ndarray,
+               nonmembers: np.ndarray) -> tuple[QuerySet, ...]:
+    """What every model of the trial answers beyond its logits on the universe."""
+    q, out = exp.queries, []
+    augmented = wants_augmented(exp, kind)
+    if augmented:
+        out.append(QuerySet(AUG, universe, partial(_augmented, names=augmentations(exp),
+                                                   shift=q.shift)))
+    if "noise" in exp.attacks:
+        out += [QuerySet(noise_name(k), universe, partial(
+            _noisy, flips=k, n_noise=q.n_noise, seed=derive_seed(exp.seed, "noise", k)))
+            for k in q.flips]
+    for name in q.eval_sets:
+        seed = derive_seed(exp.seed, f"ood/{name}")
+        out.append(QuerySet(ood_name(name), nonmembers, partial(_ood, eval_set=name, seed=seed)))
+        if augmented:
+            out.append(QuerySet(f"{ood_name(name)}/{AUG}", nonmembers, partial(
+                _ood, eval_set=name, seed=seed, names=augmentations(exp), shift=q.shift)))
+    return tuple(out)
+
+
+def check_queries(exp: Experiment, data) -> None:
+    """ConfigError, before any training, for queries this data cannot answer."""
+    q = exp.queries
+    if wants_augmented(exp, data.kind):
+        check_augmentations(augmentations(exp), data.input_shape, "queries.augmentations",
+                            shift=q.shift)
+    if "noise" in exp.attacks:
+        where = "attacks"
+        if len(data.input_shape) != 1:
+            raise ConfigError(where, f"noise needs binary tabular data, {data.name} is "
+                                     f"{data.kind} of shape {data.input_shape}")
+        check_binary(data.x, where)
+        check_augmentations(("flip",), data.input_shape, "queries.flips",
+                            flips=max(q.flips), n_noise=q.n_noise)
+    check_ood_sets(q.eval_sets, data.kind, data.input_shape, "queries.eval_sets")

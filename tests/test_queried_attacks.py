@@ -1,0 +1,141 @@
+"""Attacks that need more than the plain outputs: augmented LiRA, the label-only
+attacks, and out-of-distribution evaluation sets, in whole trials."""
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from conftest import tiny_experiment
+from raymia import ConfigError, DataConfig, Experiment, LabelOnly, QueryConfig, ShadowConfig
+from raymia.attacks.lira import _averaged, lira_online
+from raymia.data import load_dataset
+from raymia.execution.inprocess import InProcessExecutor
+from raymia.execution.plan import load_and_check
+from raymia.experiment import run_trial
+
+
+class Recording(InProcessExecutor):
+    def __init__(self, data):
+        super().__init__(data)
+        self.batches = []
+
+    def run(self, jobs):
+        self.batches.append(jobs)
+        return super().run(jobs)
+
+
+@pytest.fixture(scope="module")
+def queried(digits, tmp_path_factory):
+    exp = tiny_experiment(attacks=("correctness", "lira", "augmentation", "boundary"),
+                          queries=QueryConfig(boundary_queries=200, boundary_chunk=50,
+                                              eval_sets=("permuted", "scaled", "natural")))
+    executor = Recording(digits)
+    tables = run_trial(exp, digits, executor, cache_dir=str(tmp_path_factory.mktemp("m")))
+    return exp, tables, executor
+
+
+def test_every_attack_reports_on_every_eval_set(queried):
+    _, tables, _ = queried
+    attacks = tables["attacks"]
+    original = attacks[attacks.eval_set == "original"]
+    assert set(original.attack) == {"correctness", "lira", "augmentation", "boundary"}
+    assert {"online_aug6", "offline_aug6"} < set(original.variant)
+    for name in ("permuted", "scaled", "natural"):
+        ood = attacks[attacks.eval_set == name]
+        assert set(ood.attack) == {"correctness", "lira", "augmentation"}
+        assert (ood.n_members == 60).all() and (ood.n_nonmembers == 60).all()
+    counts = tables["scores"].groupby(["eval_set", "attack", "variant"]).size()
+    assert (counts == 120).all()
+
+
+def test_thresholds_stay_the_in_distribution_ones(queried):
+    """Out-of-distribution columns are never fitted on: the metric thresholds match."""
+    _, tables, _ = queried
+    a = tables["attacks"].set_index(["eval_set", "attack", "variant"]).threshold
+    for name in ("permuted", "scaled", "natural"):
+        assert a[(name, "correctness", "global")] == a[("original", "correctness", "global")]
+        assert a[(name, "augmentation", "6_queries")] == \
+            a[("original", "augmentation", "6_queries")]
+
+
+def test_members_score_the_same_whatever_the_non_members(queried):
+    _, tables, _ = queried
+    s = tables["scores"]
+    members = s[s.is_member & (s.attack == "correctness") & (s.variant == "global")]
+    by_set = members.pivot(index="sample_id", columns="eval_set", values="score")
+    assert (by_set.nunique(axis=1) == 1).all()
+
+
+def test_boundary_distances_fan_out_and_are_zero_exactly_where_misclassified(queried, digits):
+    exp, tables, executor = queried
+    training, boundary = executor.batches
+    assert len(training) == 3 and len(boundary) == 3 + 2 * 3  # 120 audit, 120 universe / 50
+    assert all(j.boundary is not None and len(j.boundary.rows) <= 50 for j in boundary)
+    s = tables["scores"]
+    dist = s[(s.attack == "boundary") & (s.eval_set == "original")].set_index("sample_id").score
+    correct = s[(s.attack == "correctness") & (s.variant == "global")
+                & (s.eval_set == "original")].set_index("sample_id").score
+    assert ((dist > 0) == (correct > 0)).all() and (dist > 0).any()
+    assert tables["trials"].models_trained.item() == 5  # the query jobs trained nothing
+
+
+def test_label_only_attacks_run_on_a_label_only_output(digits, tmp_path):
+    exp = tiny_experiment(output=LabelOnly(), attacks=("correctness", "augmentation", "boundary"),
+                          queries=QueryConfig(boundary_queries=100))
+    attacks = run_trial(exp, digits, InProcessExecutor(digits), cache_dir=str(tmp_path))["attacks"]
+    assert set(attacks.attack) == {"correctness", "augmentation", "boundary"}
+    assert attacks.auc.between(0, 1).all()
+
+
+def test_noise_attack_on_binary_tabular_data(tmp_path):
+    cfg = DataConfig(name="synthetic", size=600, n_features=40, n_classes=5)
+    data = load_dataset(cfg)
+    exp = tiny_experiment(data=cfg, attacks=("correctness", "noise"),
+                          queries=QueryConfig(flips=(1, 4, 16), n_noise=8))
+    load_and_check([exp])
+    attacks = run_trial(exp, data, InProcessExecutor(data), cache_dir=str(tmp_path))["attacks"]
+    noise = attacks[attacks.attack == "noise"].iloc[0]
+    assert noise.variant == "global" and 0 <= noise.auc <= 1
+
+
+@pytest.mark.parametrize("exp, where, says", [
+    (lambda: tiny_experiment(attacks=("noise",)), "attacks", "noise needs binary tabular data"),
+    (lambda: tiny_experiment(data=DataConfig(name="synthetic", size=600, n_features=40),
+                             attacks=("augmentation",)),
+     "queries.augmentations", "'hflip' needs image inputs"),
+    (lambda: tiny_experiment(data=DataConfig(name="synthetic", size=600, n_features=40),
+                             queries=QueryConfig(eval_sets=("natural",))),
+     "queries.eval_sets", "natural"),
+    (lambda: tiny_experiment(attacks=("boundary",), shadows=ShadowConfig(n_models=2),
+                             queries=QueryConfig(boundary_models=4)),
+     "queries.boundary_models", "asks for 4 shadow models"),
+])
+def test_queries_the_data_cannot_answer_fail_before_training(exp, where, says):
+    with pytest.raises(ConfigError) as info:
+        load_and_check([exp()])
+    assert info.value.where == where and says in str(info.value)
+
+
+def test_an_unknown_augmentation_or_eval_set_is_named():
+    with pytest.raises(ConfigError, match=r"queries.augmentations\[1\]: unknown value 'rotate'"):
+        Experiment.from_dict({"queries": {"augmentations": ["hflip", "rotate"]}})
+    with pytest.raises(ConfigError, match=r"queries.eval_sets\[0\]: unknown value 'mnist'"):
+        Experiment.from_dict({"queries": {"eval_sets": ["mnist"]}})
+
+
+def test_augmented_lira_averages_the_per_query_likelihood_ratio():
+    gen = np.random.default_rng(3)
+    m, n, q = 8, 5, 3
+    keep = np.zeros((m, n), bool)
+    for j in range(n):
+        keep[gen.permutation(m)[:4], j] = True
+    refs, target = gen.normal(size=(m, q, n)), gen.normal(size=(q, n))
+    flat_refs = refs.transpose(0, 2, 1).reshape(m, n * q)
+    flat_target = target.T.ravel()
+    got = _averaged(lira_online, q)(flat_target, flat_refs, keep)
+    slow = np.zeros(n)
+    for j in range(n):
+        for i in range(q):
+            ins, outs = refs[keep[:, j], i, j], refs[~keep[:, j], i, j]
+            slow[j] += (norm.logpdf(target[i, j], ins.mean(), ins.std(ddof=1))
+                        - norm.logpdf(target[i, j], outs.mean(), outs.std(ddof=1))) / q
+    np.testing.assert_allclose(got, slow, rtol=1e-10)

@@ -1,0 +1,99 @@
+"""SELENA end to end: K submodels as parallel jobs, self-distillation, the adaptive attack."""
+import numpy as np
+import pytest
+
+from conftest import tiny_experiment
+from raymia import ConfigError, Experiment, Resources, Selena, ShadowConfig, SplitConfig
+from raymia.data.splits import make_splits
+from raymia.defenses import selena
+from raymia.defenses.selena_defense import SoftLabels
+from raymia.execution.inprocess import InProcessExecutor
+from raymia.experiment import make_jobs, run_trial
+from raymia.seeding import derive_seed
+
+SPLIT = SplitConfig(n_members=60, n_validation=40)
+
+
+def selena_experiment(**changes):
+    return tiny_experiment(split=SPLIT, defense=Selena(K=4, L=2),
+                           attacks=("loss", "confidence", "selena_adaptive"), **changes)
+
+
+@pytest.fixture(scope="module")
+def tables(digits, tmp_path_factory):
+    return run_trial(selena_experiment(), digits, InProcessExecutor(digits),
+                     cache_dir=str(tmp_path_factory.mktemp("m")))
+
+
+def test_a_selena_trial_trains_submodels_distils_and_is_attacked(tables):
+    trial = tables["trials"].iloc[0]
+    # 4 submodels + the distilled target + 4 shadows + the attacker's 4 submodels
+    assert trial.models_trained == 13 and trial["defense.K"] == 4 and trial["defense.L"] == 2
+    assert 0 <= trial.best_epoch < 15 and trial.test_acc > 0.1  # chosen on validation data
+    adaptive = tables["attacks"][tables["attacks"].attack == "selena_adaptive"]
+    assert sorted(adaptive.variant) == ["ce", "l2", "nn_both", "nn_diff"]
+    assert (adaptive.n_members == 30).all() and (adaptive.n_nonmembers == 60).all()
+    scores = tables["scores"]
+    judged = scores[(scores.attack == "selena_adaptive") & (scores.variant == "ce")]
+    assert len(judged) == 90 and judged.is_member.sum() == 30
+
+
+def test_the_distilled_model_trains_on_split_ai_soft_labels(digits):
+    exp = selena_experiment()
+    splits = make_splits(len(digits), exp.split, exp.shadows.n_models, exp.seed)
+    jobs = make_jobs(exp, splits)
+    plan = exp.defense.target_plan(exp, splits, digits, jobs[0])
+    assert [j.role for j in plan.jobs] == ["selena_submodel"] * 2 + ["selena_attacker_submodel"] * 2
+    first = InProcessExecutor(digits).run(plan.jobs[:2])
+    target = plan.finish(first)
+    soft = target.defense.targets
+    assert soft.shape == (60, 10) and np.allclose(soft.sum(1), 1, atol=1e-5)
+    # each member's soft label averages exactly the L = 2 submodels that left it out
+    excluded = selena.split_assignment(60, 4, 2, derive_seed(exp.seed, "selena/assignment"))
+    sub = np.concatenate([r.logits for r in first])
+    probs = np.exp(sub - np.log(np.exp(sub).sum(-1, keepdims=True)))
+    for i in range(60):
+        np.testing.assert_allclose(soft[i], probs[excluded[i], i].mean(0), rtol=1e-5)
+    for k, job_k in enumerate(sum([list(j.train_indices) for j in plan.jobs[:2]], [])):
+        assert set(job_k) == set(splits.members[~excluded[:, k]])
+
+
+def test_soft_label_hook_looks_up_each_batch_by_sample_id():
+    import torch
+
+    hook = SoftLabels(np.array([7, 3, 5]), np.eye(3, dtype=np.float32))
+    _, _, loader = hook.setup(None, None, [(torch.tensor([5, 7]),)])
+    for (rows,) in loader:
+        _, target = hook.batch(torch.zeros(2, 1), torch.zeros(2))
+        assert target.tolist() == [[0, 0, 1], [1, 0, 0]]
+
+
+def test_submodel_jobs_run_at_the_same_time_on_ray(ray_session, digits):
+    import ray
+
+    from raymia.execution.actors import RayExecutor
+
+    exp = tiny_experiment(split=SPLIT, defense=Selena(K=4, L=2),
+                          shadows=ShadowConfig(n_models=4, models_per_job=1))
+    splits = make_splits(len(digits), exp.split, exp.shadows.n_models, exp.seed)
+    plan = exp.defense.target_plan(exp, splits, digits, make_jobs(exp, splits)[0])
+    executor = RayExecutor(ray.put(digits), Resources(parallel_jobs=2))
+    try:
+        results = executor.run(plan.jobs)
+    finally:
+        executor.close()
+    assert len(results) == 4
+    spans = sorted((r.started_at, r.finished_at) for r in results)
+    assert any(b[0] < a[1] for a, b in zip(spans, spans[1:])), "no two submodels overlapped"
+
+
+@pytest.mark.parametrize("changes, where", [
+    ({"defense": {"name": "selena", "K": 1, "L": 1}}, "defense.K"),
+    ({"defense": {"name": "selena", "K": 5, "L": 5}}, "defense.L"),
+    ({"defense": {"name": "selena", "K": 5, "L": 0}}, "defense.L"),
+    ({"attacks": ["selena_adaptive"]}, "attacks"),
+])
+def test_bad_selena_settings_fail_early(changes, where):
+    with pytest.raises(ConfigError) as info:
+        Experiment.from_dict(changes)
+    assert info.value.where == where and "\n" not in str(info.value)
