@@ -267,8 +267,8 @@ class Experiment:
               f"{self.shadows.n_models}")
         check("rmia" not in self.attacks or self.split.n_shadow_pool > 0, "attacks",
               "rmia needs population samples: set split.n_shadow_pool > 0")
-        check("selena_adaptive" not in self.attacks or self.defense.name == "selena", "attacks",
-              "selena_adaptive attacks a SELENA target: set defense=Selena(...)")
+        check("selena_adaptive" not in self.attacks or self.split.n_validation > 0, "attacks",
+              "selena_adaptive needs the attacker's own non-members: set split.n_validation > 0")
         check("boundary" not in self.attacks
               or self.queries.boundary_models <= self.shadows.n_models, "queries.boundary_models",
               f"asks for {self.queries.boundary_models} shadow models but shadows.n_models "

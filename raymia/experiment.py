@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from datetime import datetime, timezone
@@ -19,6 +20,7 @@ import pandas as pd
 import torch
 
 from raymia import __version__
+from raymia.adaptive import Attacker, reference_query
 from raymia.attacks import ORIGINAL_ONLY, run_attacks
 from raymia.audit import ORIGINAL, boundary_distances, boundary_jobs, ood_inputs, original_inputs
 from raymia.config import Experiment, flatten
@@ -105,18 +107,24 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
     t0 = time.time()
     splits = make_splits(len(data), exp.split, exp.shadows.n_models, exp.seed, exp.data.name)
     jobs = make_jobs(exp, splits, cache_dir, data.kind)
+    attacker = Attacker(exp, splits, jobs[0]) if "selena_adaptive" in exp.attacks else None
+    theirs = attacker.jobs if attacker else []  # the adaptive attacker's Split-AI
+    if attacker:
+        jobs[0] = dataclasses.replace(jobs[0], query_sets=jobs[0].query_sets + (
+            reference_query(splits),))
     plan = exp.defense.target_plan(exp, splits, data, jobs[0])
+    own = plan.jobs if plan else []  # the target's own first-stage jobs (SELENA's submodels)
+    done = executor.run(own + theirs + (jobs[1:] if plan else jobs))
+    own_done, theirs_done = done[:len(own)], done[len(own):len(own) + len(theirs)]
+    results = done[len(own) + len(theirs):]  # the target (unless planned), then the shadows
+    if plan:
+        jobs[0] = plan.finish(own_done)
+        results = executor.run(jobs[:1]) + results
     extra = {}
-    if plan is None:
-        results = executor.run(jobs)
-    else:  # the target's own jobs (SELENA's submodels) run with the shadows
-        first = executor.run(plan.jobs + jobs[1:])
-        jobs[0] = plan.finish(first[:len(plan.jobs)])
-        results = executor.run(jobs[:1]) + first[len(plan.jobs):]
-        extra = plan.extra(first[:len(plan.jobs)], results[0])
-        results_all = first[:len(plan.jobs)] + results
+    if attacker:
+        extra["selena_adaptive"] = attacker.signals(data, theirs_done, results[0])
     target, shadows = results[0], results[1:]
-    placement = _placement(results if plan is None else results_all)
+    placement = _placement(own_done + theirs_done + results)
     boundary = (None, None)
     if "boundary" in exp.attacks:
         queried = executor.run(boundary_jobs(exp, splits, jobs, cached=cache_dir is not None))

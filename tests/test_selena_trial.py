@@ -33,6 +33,7 @@ def test_a_selena_trial_trains_submodels_distils_and_is_attacked(tables):
     adaptive = tables["attacks"][tables["attacks"].attack == "selena_adaptive"]
     assert sorted(adaptive.variant) == ["ce", "l2", "nn_both", "nn_diff"]
     assert (adaptive.n_members == 30).all() and (adaptive.n_nonmembers == 60).all()
+    assert adaptive.auc.between(0, 1).all()
     scores = tables["scores"]
     judged = scores[(scores.attack == "selena_adaptive") & (scores.variant == "ce")]
     assert len(judged) == 90 and judged.is_member.sum() == 30
@@ -43,8 +44,8 @@ def test_the_distilled_model_trains_on_split_ai_soft_labels(digits):
     splits = make_splits(len(digits), exp.split, exp.shadows.n_models, exp.seed)
     jobs = make_jobs(exp, splits)
     plan = exp.defense.target_plan(exp, splits, digits, jobs[0])
-    assert [j.role for j in plan.jobs] == ["selena_submodel"] * 2 + ["selena_attacker_submodel"] * 2
-    first = InProcessExecutor(digits).run(plan.jobs[:2])
+    assert [j.role for j in plan.jobs] == ["selena_submodel"] * 2
+    first = InProcessExecutor(digits).run(plan.jobs)
     target = plan.finish(first)
     soft = target.defense.targets
     assert soft.shape == (60, 10) and np.allclose(soft.sum(1), 1, atol=1e-5)
@@ -54,7 +55,7 @@ def test_the_distilled_model_trains_on_split_ai_soft_labels(digits):
     probs = np.exp(sub - np.log(np.exp(sub).sum(-1, keepdims=True)))
     for i in range(60):
         np.testing.assert_allclose(soft[i], probs[excluded[i], i].mean(0), rtol=1e-5)
-    for k, job_k in enumerate(sum([list(j.train_indices) for j in plan.jobs[:2]], [])):
+    for k, job_k in enumerate(sum([list(j.train_indices) for j in plan.jobs], [])):
         assert set(job_k) == set(splits.members[~excluded[:, k]])
 
 
@@ -91,9 +92,16 @@ def test_submodel_jobs_run_at_the_same_time_on_ray(ray_session, digits):
     ({"defense": {"name": "selena", "K": 1, "L": 1}}, "defense.K"),
     ({"defense": {"name": "selena", "K": 5, "L": 5}}, "defense.L"),
     ({"defense": {"name": "selena", "K": 5, "L": 0}}, "defense.L"),
-    ({"attacks": ["selena_adaptive"]}, "attacks"),
+    ({"attacks": ["selena_adaptive"]}, "attacks"),  # needs the attacker's own non-members
 ])
 def test_bad_selena_settings_fail_early(changes, where):
     with pytest.raises(ConfigError) as info:
         Experiment.from_dict(changes)
     assert info.value.where == where and "\n" not in str(info.value)
+
+
+def test_the_adaptive_attack_also_runs_against_an_undefended_target(digits, tmp_path):
+    exp = tiny_experiment(split=SPLIT, attacks=("loss", "selena_adaptive"))
+    tables = run_trial(exp, digits, InProcessExecutor(digits), cache_dir=str(tmp_path))
+    assert tables["trials"].models_trained.item() == 1 + 4 + 25  # SELENA's default K
+    assert (tables["attacks"].attack == "selena_adaptive").sum() == 4

@@ -1,7 +1,8 @@
 """The adaptive attack against SELENA (Tang et al. 2022, Section 6.3).
 
 The attacker knows half of the target's members and trains its own Split-AI
-on them (raymia.defenses.selena_defense plans those jobs). For each example
+on them (raymia.adaptive plans those jobs; it attacks any target, a SELENA
+one with the defense's K and L). For each example
 it compares SELENA's output q with its shadow Split-AI's output s
 (defenses.selena.adaptive_features) and learns, from the known members
 (label 1) against as many of its own non-members (label 0):
@@ -27,7 +28,7 @@ def selena_adaptive(inputs: AttackInputs, model: str = "mlp") -> list[AttackOutp
 
     extra = inputs.extra.get("selena_adaptive")
     if extra is None:
-        raise ValueError("selena_adaptive attacks a SELENA target: use defense=Selena(...)")
+        raise ValueError("selena_adaptive needs the attacker's Split-AI (raymia.adaptive)")
     known = extra["known"]  # (n_audit,) bool
     audit = adaptive_features(np.exp(log_probs(inputs.target_logits)), extra["shadow_probs"],
                               inputs.labels)

@@ -3,15 +3,13 @@ then self-distillation into the released model (mechanisms: defenses/selena.py).
 
 A SELENA target is planned in two stages (`Selena.target_plan`):
   1. K submodel jobs (`shadows.models_per_job` submodels each), run together
-     with the attacker's shadow jobs on the executor's workers; with
-     `selena_adaptive` among the attacks, also the attacker's shadow Split-AI,
-     K submodels on the half of the members it knows;
+     with the attacker's shadow jobs on the executor's workers;
   2. one distillation job: a fresh model of the same architecture trained on
      the members with the Split-AI probabilities as soft labels, its epoch
      chosen on the validation split; it is the target every attack queries.
 The attacker's ordinary shadow models train undefended (`applies_to_shadows`
 is False: K + 1 trainings per shadow would dominate a sweep); the adaptive
-attack is the defense-aware attacker.
+attack (raymia.adaptive) is the defense-aware attacker.
 """
 from __future__ import annotations
 
@@ -28,14 +26,7 @@ from raymia.defenses import selena
 from raymia.defenses.base import Defense
 from raymia.defenses.early_stopping import EarlyStoppingHook
 from raymia.seeding import derive_seed
-from raymia.signals import log_probs
 from raymia.train.hooks import Hook
-from raymia.train.job import QuerySet
-
-
-def plain_inputs(data, rows):
-    """The examples themselves, as one query: (1, n, ...)."""
-    return data.x[rows][None]
 
 
 @dataclass(frozen=True)
@@ -57,11 +48,9 @@ class Selena(Defense):
 
     def check(self, exp, data) -> None:
         super().check(exp, data)
-        n_train = exp.split.n_members // 2 if "selena_adaptive" in exp.attacks else 0
-        smallest = min(exp.split.n_members, n_train or exp.split.n_members)
-        check(smallest * (self.K - self.L) >= self.K, "defense.K",
-              f"{self.K} submodels leaving out {self.L} each get too few of "
-              f"{smallest} training examples")
+        n = exp.split.n_members
+        check(n * (self.K - self.L) >= self.K, "defense.K",
+              f"{self.K} submodels leaving out {self.L} each get too few of {n} members")
 
     def target_plan(self, exp, splits, data, target_job) -> TargetPlan:
         return plan(self, exp, splits, data, target_job)
@@ -122,66 +111,39 @@ class TargetPlan:
 
     jobs: list
     finish: Callable[[list], object]  # first-stage results -> the target's TrainJob
-    extra: Callable[[list, object], dict]  # (first-stage results, target result) -> signals
 
 
-def _submodel_jobs(defense: Selena, target_job, members, excluded, role: str, seed: int,
-                   per_job: int, eval_ids: np.ndarray) -> list:
+def submodel_jobs(K: int, template, members, excluded, role: str, seed: int,
+                  per_job: int, eval_ids: np.ndarray) -> list:
+    """Jobs training K Split-AI submodels (`per_job` each) like `template`, undefended."""
     from raymia.defenses.none import NoDefense
     from raymia.defenses.posthoc import NoOutput
 
     sets = selena.submodel_train_sets(members, excluded)
     jobs = []
-    for first in range(0, defense.K, per_job):
-        ks = range(first, min(first + per_job, defense.K))
+    for first in range(0, K, per_job):
+        ks = range(first, min(first + per_job, K))
         jobs.append(dataclasses.replace(
-            target_job, role=role, first_index=first, train_indices=tuple(sets[k] for k in ks),
+            template, role=role, first_index=first, train_indices=tuple(sets[k] for k in ks),
             seeds=tuple(derive_seed(seed, role, k) for k in ks), defense=NoDefense(),
             eval_indices=eval_ids, holdout_indices=(), output=NoOutput(), query_sets=()))
     return jobs
 
 
 def plan(defense: Selena, exp, splits, data, target_job) -> TargetPlan:
-    members, per_job = splits.members, exp.shadows.models_per_job
+    members = splits.members
     excluded = selena.split_assignment(len(members), defense.K, defense.L,
                                        derive_seed(exp.seed, "selena/assignment"))
-    jobs = _submodel_jobs(defense, target_job, members, excluded, "selena_submodel", exp.seed,
-                          per_job, members)
-    n_split = len(jobs)
-    adaptive = "selena_adaptive" in exp.attacks
-    if adaptive:  # the attacker's shadow Split-AI on the members it knows
-        known, _ = selena.attacker_known_members(members, derive_seed(exp.seed, "selena/known"))
-        attacker_seed = derive_seed(exp.seed, "selena/attacker")
-        shadow_excluded = selena.split_assignment(len(known), defense.K, defense.L,
-                                                  attacker_seed)
-        reference = splits.shadow_holdout  # the attacker's own non-members
-        queried = np.concatenate([splits.audit, reference])
-        jobs += _submodel_jobs(defense, target_job, known, shadow_excluded,
-                               "selena_attacker_submodel", attacker_seed, per_job, queried)
+    jobs = submodel_jobs(defense.K, target_job, members, excluded, "selena_submodel", exp.seed,
+                         exp.shadows.models_per_job, members)
 
     def finish(results):
-        sub = np.concatenate([r.logits for r in results[:n_split]])  # (K, n_members, C)
+        sub = np.concatenate([r.logits for r in results])  # (K, n_members, C)
         targets = selena.distillation_targets(sub, excluded)
         train = target_job.train
         if defense.distill_epochs is not None:
             train = dataclasses.replace(train, epochs=defense.distill_epochs)
-        queries = target_job.query_sets
-        if adaptive:  # SELENA's answers on the attacker's own non-members
-            queries += (QuerySet("selena/reference", reference, plain_inputs),)
-        return dataclasses.replace(target_job, train=train, query_sets=queries,
+        return dataclasses.replace(target_job, train=train,
                                    defense=Distillation.of(members, targets))
 
-    def extra(results, target):
-        if not adaptive:
-            return {}
-        sub = np.concatenate([r.logits for r in results[n_split:]])  # (K, n_queried, C)
-        shadow = selena.split_ai_probs(sub, queried, known, shadow_excluded, data.x[queried],
-                                       defense.L, attacker_seed)
-        n_audit = len(splits.audit)
-        return {"selena_adaptive": {
-            "shadow_probs": shadow[:n_audit], "reference_shadow_probs": shadow[n_audit:],
-            "reference_target_probs": np.exp(log_probs(target.queries["selena/reference"][0][0])),
-            "reference_labels": data.y[reference],
-            "known": np.isin(splits.audit, known)}}
-
-    return TargetPlan(jobs, finish, extra)
+    return TargetPlan(jobs, finish)

@@ -1,0 +1,66 @@
+"""The adaptive attacker of the SELENA paper, against any target (attack
+`selena_adaptive`, raymia.attacks.selena_adaptive).
+
+It knows half of the target's members and trains its own Split-AI on them: K
+submodels, each known member left out by L of them (K and L those of a SELENA
+target's defense, else SELENA's defaults 25 and 10). Its submodels answer the
+audit set and its own non-members (the attacker's held-out split); the
+target answers those non-members too. The submodel jobs run with the shadow
+models on the executor's workers.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from raymia.config import Experiment
+from raymia.data.splits import Splits
+from raymia.defenses import selena
+from raymia.defenses.selena_defense import submodel_jobs
+from raymia.seeding import derive_seed
+from raymia.signals import log_probs
+from raymia.train import JobResult, TrainJob
+from raymia.train.job import QuerySet
+
+DEFAULT_K, DEFAULT_L = 25, 10
+REFERENCE = "selena/reference"  # the target's answers on the attacker's non-members
+
+
+def split_sizes(exp: Experiment) -> tuple[int, int]:
+    if exp.defense.name == "selena":
+        return exp.defense.K, exp.defense.L
+    return DEFAULT_K, DEFAULT_L
+
+
+def plain_inputs(data, rows):
+    """The examples themselves, as one query: (1, n, ...)."""
+    return data.x[rows][None]
+
+
+def reference_query(splits: Splits) -> QuerySet:
+    return QuerySet(REFERENCE, splits.shadow_holdout, plain_inputs)
+
+
+class Attacker:
+    """The attacker's Split-AI: its jobs, then the attack's signals."""
+
+    def __init__(self, exp: Experiment, splits: Splits, template: TrainJob):
+        self.exp, self.splits = exp, splits
+        self.K, self.L = split_sizes(exp)
+        self.known, _ = selena.attacker_known_members(splits.members,
+                                                      derive_seed(exp.seed, "selena/known"))
+        self.seed = derive_seed(exp.seed, "selena/attacker")
+        self.excluded = selena.split_assignment(len(self.known), self.K, self.L, self.seed)
+        self.queried = np.concatenate([splits.audit, splits.shadow_holdout])
+        self.jobs = submodel_jobs(self.K, template, self.known, self.excluded,
+                                  "attacker_submodel", self.seed, exp.shadows.models_per_job,
+                                  self.queried)
+
+    def signals(self, data, results: list[JobResult], target: JobResult) -> dict:
+        sub = np.concatenate([r.logits for r in results])  # (K, n_queried, C)
+        shadow = selena.split_ai_probs(sub, self.queried, self.known, self.excluded,
+                                       data.x[self.queried], self.L, self.seed)
+        n_audit = len(self.splits.audit)
+        return {"shadow_probs": shadow[:n_audit], "reference_shadow_probs": shadow[n_audit:],
+                "reference_target_probs": np.exp(log_probs(target.queries[REFERENCE][0][0])),
+                "reference_labels": data.y[self.splits.shadow_holdout],
+                "known": np.isin(self.splits.audit, self.known)}
