@@ -214,6 +214,10 @@ class QueryConfig:
               f"names a set twice: {self.eval_sets}")
 
 
+#: Experiment fields added after the first release (see Experiment.trial_id)
+LATER_SECTIONS = ("output", "queries")
+
+
 def _default_defense():
     from raymia.defenses import NoDefense
 
@@ -283,8 +287,14 @@ class Experiment:
 
     @property
     def trial_id(self) -> str:
-        """Short content hash of the whole config: same config, same id."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
+        """Short content hash of the whole config: same config, same id. Sections
+        added after schema_version 1 (`output`, `queries`) count only when they
+        differ from their defaults, so earlier trials keep their ids."""
+        tree = self.to_dict()
+        for name in LATER_SECTIONS:
+            if tree[name] == to_dict(Experiment.__dataclass_fields__[name].default_factory()):
+                del tree[name]
+        blob = json.dumps(tree, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
 

@@ -66,7 +66,7 @@ def _schema(columns) -> pa.Schema:
 #: not applicable: DP accounting, the epochs run and the one early stopping chose
 TRAINING_STATS = {"epsilon": F64, "delta": F64, "noise_multiplier": F64, "sample_rate": F64,
                   "dp_steps": I64, "accountant": STR, "epochs_run": I64, "best_epoch": I64,
-                  "mmd_epochs": I64}
+                  "mmd_epochs": I64, "fitted_temperature": F64, "prior_precision": F64}
 
 
 def trials_schema() -> pa.Schema:

@@ -86,13 +86,61 @@ def test_the_key_changes_with_everything_that_determines_a_model(digits):
     assert len({base, *changed}) == len(changed) + 1
 
 
+TRIGGERED = []
+
+
 class Payload:
-    pass
+    def __setstate__(self, state):  # what unpickling an untrusted file would run
+        TRIGGERED.append(state)
 
 
 def test_loading_refuses_anything_but_tensors_and_plain_values(tmp_path):
     cache = ModelCache(tmp_path)
-    torch.save({"state_dict": {}, "trap": Payload()}, cache.path("bad"))
-    with pytest.raises(Exception, match="weights_only|Unsupported|WeightsUnpickler"):
-        cache.load("bad", torch.device("cpu"))
+    trap = Payload()
+    trap.x = 1
+    torch.save({"state_dict": {}, "trap": trap}, cache.path("bad"))
+    assert cache.load("bad", torch.device("cpu")) is None  # refused: a miss, not code run
+    assert TRIGGERED == []
     assert cache.load("absent", torch.device("cpu")) is None
+
+
+def test_a_truncated_entry_is_trained_again(digits, tmp_path):
+    exp = tiny_experiment()
+    _trial(exp, digits, tmp_path)
+    victim = sorted(tmp_path.glob("*.pt"))[0]
+    victim.write_bytes(victim.read_bytes()[:100])
+    again = _trial(exp, digits, tmp_path)["trials"]
+    assert again.models_trained.item() == 1 and again.models_cached.item() == 4
+
+
+def test_a_model_being_trained_elsewhere_is_waited_for_not_trained_twice(tmp_path):
+    import threading
+
+    cache, cpu, model = ModelCache(tmp_path), torch.device("cpu"), torch.nn.Linear(2, 2)
+    got = []
+    with cache.claim("k", cpu) as entry:  # this worker trains it
+        assert entry is None
+        other = threading.Thread(target=lambda: got.append(
+            cache.claim("k", cpu).__enter__()))
+        other.start()
+        other.join(0.5)
+        assert other.is_alive()  # the other worker waits for the entry
+        cache.save("k", model, 1.0, 3, {"epsilon": np.float64(2.0)})
+    other.join(5)
+    assert got and got[0]["epochs_run"] == 3 and got[0]["stats"] == {"epsilon": 2.0}
+    assert not (tmp_path / "k.lock").exists()
+
+
+def test_a_dead_workers_lock_goes_stale(tmp_path):
+    import os
+
+    from raymia.train import cache as cache_module
+
+    cache = ModelCache(tmp_path)
+    lock = tmp_path / "k.lock"
+    lock.write_text("elsewhere 1")
+    old = lock.stat().st_mtime - cache_module.STALE_S - 1
+    os.utime(lock, (old, old))
+    with cache.claim("k", torch.device("cpu")) as entry:
+        assert entry is None and lock.exists()  # taken over
+    assert not lock.exists()

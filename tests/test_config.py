@@ -79,3 +79,13 @@ def test_defaults_are_finite_and_valid():
     exp = Experiment()
     assert math.isfinite(exp.train.lr) and exp.shadows.n_models % 2 == 0
     assert set(exp.attacks) == {"correctness", "confidence", "entropy", "modified_entropy", "loss"}
+
+
+def test_trial_ids_of_earlier_configs_stay_the_same():
+    """Sections added later (output, queries) count only when not at their defaults,
+    so a results directory from before them resumes instead of retraining."""
+    from raymia import QueryConfig, TopK
+
+    assert Experiment().trial_id == "23530781d7cb"  # the id before those sections existed
+    assert Experiment(output=TopK(k=2)).trial_id != Experiment().trial_id
+    assert Experiment(queries=QueryConfig(shift=2)).trial_id != Experiment().trial_id

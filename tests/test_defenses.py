@@ -232,3 +232,11 @@ def test_early_stopping_keeps_the_best_validation_epoch(digits, monkeypatch):
     assert stopped_at == 5  # three epochs without improving on epoch 2
     assert float(hook.finish(model).weight) == 2.0
     assert hook.report() == {"best_epoch": 3}
+
+
+def test_a_model_opacus_cannot_handle_fails_before_training():
+    from raymia.execution.plan import load_and_check
+
+    exp = tiny_experiment(defense=DPSGD(), model=ModelConfig(name="cifar_resnet18"))
+    with pytest.raises(ConfigError, match="model.name: cifar_resnet18 cannot train under DP-SGD"):
+        load_and_check([exp])

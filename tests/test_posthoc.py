@@ -91,3 +91,27 @@ def test_defenses_that_need_held_out_data_say_so():
         load_and_check([tiny_experiment(output=MemGuard())])
     with pytest.raises(ConfigError, match="output.k: must be <= the 10 classes"):
         load_and_check([tiny_experiment(output=TopK(k=11))])
+
+
+def test_released_labels_survive_the_float32_cast():
+    """Top classes one float32 step apart: the released label is still the model's."""
+    import torch
+
+    from raymia.train.hooks import HookContext
+    from raymia.train.job import _answerer
+
+    c = 4
+    model = torch.nn.Linear(c, c, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.eye(c))
+    gen = np.random.default_rng(0)
+    top = gen.uniform(0, 5, 2000).astype(np.float32)
+    logits = np.stack([top, np.nextafter(top, np.float32(-np.inf)),
+                       top - 3, top - 4], 1).astype(np.float32)
+    context = HookContext(torch.zeros(1, c), torch.zeros(1, dtype=torch.long), c,
+                          np.zeros(0, int), np.zeros(0, int), 0)
+    for output in (Temperature(temperature=100.0), Temperature(temperature=3.0),
+                   Rounding(decimals=9), TopK(k=2)):
+        answer, _ = _answerer(model, output, context)
+        released = answer(torch.from_numpy(logits), np.arange(len(logits)))
+        assert released.dtype == np.float32 and (released.argmax(1) == 0).all(), output

@@ -47,6 +47,9 @@ def make_dp_compatible(model: torch.nn.Module, name: str) -> torch.nn.Module:
     """Opacus' module fixer (BatchNorm -> GroupNorm, ...); errors if it cannot."""
     from opacus.validators import ModuleValidator
 
+    for module in model.modules():  # in-place activations break Opacus' backward hooks
+        if getattr(module, "inplace", False):
+            module.inplace = False
     if ModuleValidator.is_valid(model):
         return model
     fixed = ModuleValidator.fix(model)
@@ -57,6 +60,20 @@ def make_dp_compatible(model: torch.nn.Module, name: str) -> torch.nn.Module:
     log.warning("DP-SGD: %s made DP-compatible by Opacus' ModuleValidator.fix "
                 "(BatchNorm replaced by GroupNorm)", name)
     return fixed
+
+
+def _try_per_example_gradients(model, input_shape, name: str) -> None:
+    """One backward pass through Opacus' per-example gradient hooks on two random
+    inputs, so a model they cannot handle fails before training, in one line."""
+    from opacus import GradSampleModule
+
+    try:
+        wrapped = GradSampleModule(model)
+        wrapped(torch.randn(2, *input_shape)).sum().backward()
+        wrapped._close()
+    except Exception as e:
+        raise ConfigError("model.name", f"{name} cannot train under DP-SGD (Opacus): "
+                          f"{str(e).strip().splitlines()[0][:160]}") from None
 
 
 @dataclass(frozen=True)
@@ -86,8 +103,9 @@ class DPSGD(Defense):
         if self.private:
             from raymia.models import build_model
 
-            make_dp_compatible(build_model(exp.model, data.input_shape, data.n_classes),
-                               exp.model.name)
+            model = make_dp_compatible(build_model(exp.model, data.input_shape,
+                                                   data.n_classes), exp.model.name)
+            _try_per_example_gradients(model, data.input_shape, exp.model.name)
 
     def hooks(self, context, cfg: TrainConfig) -> list:
         if not self.private:

@@ -14,7 +14,7 @@ shares it across an output-defense sweep.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, ClassVar
 
 import numpy as np
@@ -38,6 +38,7 @@ class FitContext:
     train_idx: np.ndarray
     holdout_idx: np.ndarray  # the defender's held-out data (split.n_validation)
     seed: int
+    stats: dict = field(default_factory=dict)  # what fitting chose, for the trials table
 
     def logits(self, rows: np.ndarray) -> np.ndarray:
         return predict_logits(self.model, self.x, rows)
@@ -136,6 +137,7 @@ class Temperature(OutputDefense):
         if t is None:
             t = outputs.fit_temperature(ctx.logits(ctx.holdout_idx),
                                         ctx.y[torch.as_tensor(ctx.holdout_idx)].cpu().numpy())
+            ctx.stats["fitted_temperature"] = float(t)
         return lambda inputs, logits, ids: outputs.temperature(logits, t)
 
 
@@ -155,6 +157,20 @@ class Laplace(OutputDefense):
         check_choice(self.hessian, ("auto", "full", "kron"), "hessian")
         check(self.n_samples >= 1, "n_samples", f"must be >= 1, got {self.n_samples}")
 
+    def check(self, exp, data):
+        from raymia.defenses.laplace import MAX_FULL, split_last_layer
+        from raymia.models import build_model
+
+        super().check(exp, data)
+        try:
+            _, linear = split_last_layer(build_model(exp.model, data.input_shape,
+                                                     data.n_classes), data.n_classes)
+        except ValueError as e:
+            raise ConfigError("model.name", f"laplace needs a final linear layer: {e}") from None
+        size = linear.out_features * (linear.in_features + 1)
+        check(self.hessian != "full" or size <= 10 * MAX_FULL, "output.hessian",
+              f"a full Hessian of the last layer's {size} parameters is too large: use 'kron'")
+
     def fit(self, ctx):
         from raymia.defenses.laplace import LastLayerLaplace
 
@@ -163,6 +179,7 @@ class Laplace(OutputDefense):
         la = LastLayerLaplace(ctx.model, hessian=self.hessian).fit(ctx.x[train], ctx.y[train])
         la.tune_prior(ctx.x[hold], ctx.y[hold], predictive=self.method,
                       n_samples=self.n_samples, seed=ctx.seed)
+        ctx.stats["prior_precision"] = float(la.prior_precision)
         return lambda inputs, logits, ids: la.predict(inputs, self.method, self.n_samples,
                                                       ctx.seed)
 

@@ -27,14 +27,19 @@ def torch_threads(cpus: float) -> int:
     return max(1, int(cpus))
 
 
+#: of a job's GPU share, what its tensors may take; the rest is left for the CUDA
+#: contexts of the processes sharing the GPU, which the cap does not count
+CONTEXT_MARGIN = 0.9
+
+
 def cap_gpu_memory(gpus: float) -> float | None:
     """Hold this process to its share of the GPU's memory when it holds a fraction
     of one (e.g. 0.25: four models per GPU cannot starve each other). Returns
     the fraction set, or None (no GPU, or a whole one)."""
     if not (0 < gpus < 1) or not torch.cuda.is_available():
         return None
-    torch.cuda.set_per_process_memory_fraction(gpus)
-    return gpus
+    torch.cuda.set_per_process_memory_fraction(CONTEXT_MARGIN * gpus)
+    return CONTEXT_MARGIN * gpus
 
 
 @ray.remote

@@ -1,30 +1,45 @@
 """Trained models cached by a content hash of everything that determines them.
 
 A model is fully determined by the dataset's bytes, its training and held-out
-sample ids, its seed, the architecture, the training config, the defense and
-the kind of device that trained it (GPU kernels differ from CPU ones). The key
-hashes all of them, so two trials whose shadow models coincide train them
-once, and a resumed or extended sweep reuses what is already there.
+sample ids, its seed, the architecture, the training config, the defense, the
+kind of device that trained it (GPU kernels differ from CPU ones) and the code
+that trained it (raymia's training, defense and model sources; torch's and
+Opacus' versions). The key hashes all of them, so two trials whose shadow
+models coincide train them once, and a resumed or extended sweep reuses what
+is already there, while a change to the training code retrains.
 
 Files hold tensors and plain numbers only and are read with
 `torch.load(weights_only=True)`, which refuses anything else: a cache
-directory from elsewhere cannot run code. Writes go to a temporary file that
-is renamed into place, so a crash never leaves a half-written model.
+directory from elsewhere cannot run code. An entry is written to a temporary
+file, flushed to disk and linked into place only if no entry exists (never
+replaced under a reader); an unreadable entry is a miss. While one worker
+trains a model, its `<key>.lock` (kept fresh by a heartbeat) makes the
+others wait for the entry instead of training it too; a lock whose holder
+died goes stale and is taken over.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
+import socket
 import tempfile
+import threading
+import time
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import torch
 
 FORMAT = 1  # bump when what a cached file means changes
+HEARTBEAT_S, STALE_S = 10.0, 60.0  # lock refresh period; a lock older than this is stale
+log = logging.getLogger(__name__)
 _FINGERPRINTS: dict[int, tuple[object, str]] = {}
+_CODE: list[str] = []
 
 
 def fingerprint(data) -> str:
@@ -41,6 +56,23 @@ def fingerprint(data) -> str:
     return _FINGERPRINTS[id(data)][1]
 
 
+def code_version() -> str:
+    """sha256 of the sources that train a model, with raymia's, torch's and Opacus'
+    versions (once per process)."""
+    if not _CODE:
+        import raymia
+
+        root = Path(raymia.__file__).parent
+        h = hashlib.sha256(f"{raymia.__version__}|{torch.__version__}|"
+                           f"{metadata.version('opacus')}".encode())
+        for part in ("train", "defenses", "models"):
+            for path in sorted((root / part).rglob("*.py")):
+                h.update(path.relative_to(root).as_posix().encode())
+                h.update(path.read_bytes())
+        _CODE.append(h.hexdigest())
+    return _CODE[0]
+
+
 def _ids(indices: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(indices, dtype=np.int64).data).hexdigest()
 
@@ -53,10 +85,17 @@ def model_key(data_fingerprint: str, train_idx: np.ndarray, holdout_idx: np.ndar
         "holdout_ids": _ids(holdout_idx), "seed": int(seed), "model": dataclasses.asdict(model),
         "train": dataclasses.asdict(train), "device": device.type,
         "defense": {"name": defense.name, **dataclasses.asdict(defense)},
-        "torch": torch.__version__.split("+")[0],
+        "code": code_version(),
     }
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _plain(value):
+    """Stats as plain Python values (what weights_only loading accepts)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 class ModelCache:
@@ -72,18 +111,66 @@ class ModelCache:
         path = self.path(key)
         if not path.exists():
             return None
-        return torch.load(path, map_location=device, weights_only=True)
+        try:
+            return torch.load(path, map_location=device, weights_only=True)
+        except Exception as error:  # truncated, foreign or corrupt: train it again
+            log.warning("model cache: ignoring unreadable %s (%s)", path, error)
+            return None
 
     def save(self, key: str, model: torch.nn.Module, train_acc: float, epochs_run: int,
              stats: dict) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         entry = {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                 "train_acc": float(train_acc), "epochs_run": int(epochs_run), "stats": stats}
+                 "train_acc": float(train_acc), "epochs_run": int(epochs_run),
+                 "stats": {k: _plain(v) for k, v in stats.items()}}
         fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
                 torch.save(entry, f)
-            os.replace(tmp, self.path(key))
-        except BaseException:
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+            try:
+                os.link(tmp, self.path(key))  # never replaces an entry a reader may hold
+            except FileExistsError:
+                pass
+        finally:
             Path(tmp).unlink(missing_ok=True)
-            raise
+
+    @contextlib.contextmanager
+    def claim(self, key: str, device: torch.device):
+        """Yields the entry if it exists (or appears while another worker holds the
+        key's lock); else None, holding the lock until the caller has saved."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = self.root / f"{key}.lock"
+        while True:
+            entry = self.load(key, device)
+            if entry is not None:
+                yield entry
+                return
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                with contextlib.suppress(FileNotFoundError):
+                    if time.time() - lock.stat().st_mtime > STALE_S:  # its holder died
+                        lock.unlink()
+                        continue
+                time.sleep(0.2)
+                continue
+            os.write(fd, f"{socket.gethostname()} {os.getpid()}".encode())
+            os.close(fd)
+            break
+        done = threading.Event()
+
+        def heartbeat():
+            while not done.wait(HEARTBEAT_S):
+                with contextlib.suppress(FileNotFoundError):
+                    os.utime(lock)
+        beat = threading.Thread(target=heartbeat, daemon=True)
+        beat.start()
+        try:
+            yield None
+        finally:
+            done.set()
+            beat.join()
+            lock.unlink(missing_ok=True)

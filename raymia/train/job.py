@@ -111,9 +111,8 @@ def run_job(job: TrainJob, data: Dataset, node: str | None = None) -> JobResult:
                                                            job.seeds)):
         context = HookContext(x, y, data.n_classes, train_idx, holdout_idx, seed)
         model, log, acc, was_cached = _trained(job, data, defense, context, device, cache)
-        answer = _answerer(model, output, context)
-        logits.append(answer(x[torch.as_tensor(job.eval_indices, device=device)],
-                             job.eval_indices))
+        answer, released_stats = _answerer(model, output, context)
+        logits.append(_answer_rows(answer, x, job.eval_indices, data.n_classes))
         for q in job.query_sets:
             inputs = torch.as_tensor(q.make(data, q.rows))
             queries[q.name].append(np.stack([answer(batch.to(device), q.rows)
@@ -123,7 +122,7 @@ def run_job(job: TrainJob, data: Dataset, node: str | None = None) -> JobResult:
         accs.append(acc)
         cached.append(was_cached)
         epochs.append(log.epochs_run)
-        stats.append(log.stats)
+        stats.append({**log.stats, **released_stats})
     return JobResult(
         role=job.role, first_index=job.first_index,
         logits=np.stack(logits).astype(np.float32), train_acc=np.array(accs),
@@ -134,49 +133,75 @@ def run_job(job: TrainJob, data: Dataset, node: str | None = None) -> JobResult:
 
 
 def _trained(job: TrainJob, data: Dataset, defense, context: HookContext, device, cache):
-    """(model, TrainLog, train accuracy, from the cache?): trained here, or loaded."""
+    """(model, TrainLog, train accuracy, from the cache?): trained here, or loaded
+    (waiting while another worker trains the same model)."""
+    if cache is None:
+        return (*_train(job, data, defense, context, device), False)
+    key = model_key(fingerprint(data), context.train_idx, context.holdout_idx, context.seed,
+                    job.model, job.train, defense, device)
+    with cache.claim(key, device) as entry:
+        if entry is not None:
+            return (*_restore(job, data, defense, context, device, entry), True)
+        model, log, acc = _train(job, data, defense, context, device)
+        cache.save(key, model, acc, log.epochs_run, log.stats)
+        return model, log, acc, False
+
+
+def _train(job: TrainJob, data: Dataset, defense, context: HookContext, device):
     train_cfg = defense.training(job.train)
-    key = entry = None
-    if cache is not None:
-        key = model_key(fingerprint(data), context.train_idx, context.holdout_idx, context.seed,
-                        job.model, job.train, defense, device)
-        entry = cache.load(key, device)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(context.seed)  # init, dropout and the hooks' draws; restored on exit
         model = build_model(job.model, data.input_shape, data.n_classes).to(device)
-        hooks = defense.hooks(context, train_cfg)
-        if entry is not None:
-            for hook in hooks:  # the architecture as the defense prepared it
-                model = hook.prepare(model)
-            model.load_state_dict(entry["state_dict"])
-            log = TrainLog(entry["epochs_run"], float("nan"), entry["stats"])
-            return model.to(device), log, entry["train_acc"], True
         generator = torch.Generator().manual_seed(context.seed)
         model, log = train_model(model, context.x, context.y, context.train_idx, train_cfg,
-                                 hooks, generator)
+                                 defense.hooks(context, train_cfg), generator)
     train_logits = predict_logits(model, context.x, context.train_idx)
     acc = float((train_logits.argmax(1) == data.y[context.train_idx]).mean())
-    if cache is not None:
-        cache.save(key, model, acc, log.epochs_run, log.stats)
-    return model, log, acc, False
+    return model, log, acc
+
+
+def _restore(job: TrainJob, data: Dataset, defense, context: HookContext, device, entry):
+    """A cached model in the architecture the defense's hooks prepared."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(context.seed)  # building the hooks may draw: leave the caller's alone
+        model = build_model(job.model, data.input_shape, data.n_classes)
+        for hook in defense.hooks(context, defense.training(job.train)):
+            model = hook.prepare(model)
+    model.load_state_dict(entry["state_dict"])
+    log = TrainLog(entry["epochs_run"], float("nan"), entry["stats"])
+    return model.to(device), log, entry["train_acc"]
 
 
 def _answerer(model, output, context: HookContext):
-    """inputs (n, ...), sample ids (n,) -> (n, C) float32: the model's logits, or
-    what its output defense releases (as log-probabilities)."""
+    """(answer, stats): answer(inputs (n, ...), sample ids (n,)) -> (n, C) float32,
+    the model's logits or what its output defense releases (as log-probabilities);
+    stats: what fitting the output defense reported (e.g. a fitted temperature)."""
     from raymia.defenses import NoOutput
     from raymia.defenses.outputs import as_logits
     from raymia.defenses.posthoc import FitContext
 
     if isinstance(output, NoOutput):
-        return lambda inputs, ids: predict_inputs(model, inputs)
-    release = output.fit(FitContext(model, context.x, context.y, context.train_idx,
-                                    context.holdout_idx, context.seed))
+        return (lambda inputs, ids: predict_inputs(model, inputs)), {}
+    ctx = FitContext(model, context.x, context.y, context.train_idx, context.holdout_idx,
+                     context.seed)
+    release = output.fit(ctx)
 
     def answer(inputs, ids):
-        raw = predict_inputs(model, inputs)
-        return as_logits(release(inputs, raw, np.asarray(ids))).astype(np.float32)
-    return answer
+        released = as_logits(release(inputs, predict_inputs(model, inputs), np.asarray(ids)))
+        label = released.argmax(1)
+        out = released.astype(np.float32)
+        ties = np.flatnonzero(out.argmax(1) != label)  # float32 rounding made a tie
+        out[ties, label[ties]] = np.nextafter(out[ties].max(1), np.float32(np.inf))
+        return out
+    return answer, ctx.stats
+
+
+def _answer_rows(answer, x: torch.Tensor, rows: np.ndarray, n_classes: int,
+                 batch: int = 4096) -> np.ndarray:
+    """answer() over x[rows], a batch of rows at a time (no copy of the whole set)."""
+    parts = [answer(x[torch.as_tensor(rows[s:s + batch], device=x.device)], rows[s:s + batch])
+             for s in range(0, len(rows), batch)]
+    return np.concatenate(parts) if parts else np.zeros((0, n_classes), np.float32)
 
 
 def _boundary(model, x, y, data: Dataset, query: BoundaryQuery) -> np.ndarray:
