@@ -3,7 +3,6 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 
 from conftest import tiny_experiment

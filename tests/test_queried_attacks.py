@@ -139,3 +139,18 @@ def test_augmented_lira_averages_the_per_query_likelihood_ratio():
             slow[j] += (norm.logpdf(target[i, j], ins.mean(), ins.std(ddof=1))
                         - norm.logpdf(target[i, j], outs.mean(), outs.std(ddof=1))) / q
     np.testing.assert_allclose(got, slow, rtol=1e-10)
+
+
+def test_summaries_per_attack_and_per_eval_set(queried, tmp_path):
+    from raymia.results import write_trial
+    from raymia.summarize import summarize
+
+    exp, tables, _ = queried
+    write_trial(tmp_path, exp.trial_id, tables)
+    by_attack = summarize(tmp_path, view="attacks")
+    assert len(by_attack) == len(tables["attacks"].query("eval_set == 'original'"))
+    by_set = summarize(tmp_path, attacks=["correctness"], view="eval_sets")
+    assert sorted(set(by_set.eval_set)) == ["natural", "original", "permuted", "scaled"]
+    fpr = by_set.set_index(["variant", "eval_set"]).fpr
+    attacks = tables["attacks"].set_index(["attack", "variant", "eval_set"]).fpr
+    assert fpr[("global", "scaled")] == attacks[("correctness", "global", "scaled")]

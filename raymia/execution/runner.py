@@ -137,6 +137,8 @@ def summary_table(results_dir: Path, params: dict[str, dict]) -> pd.DataFrame:
         row = {"trial_id": tid, **{_short(k): v for k, v in p.items()}}
         row["status"] = trial["status"].iloc[0] if trial is not None else "missing"
         row["test_acc"] = trial["test_acc"].iloc[0] if trial is not None else None
+        if attacks is not None:
+            attacks = attacks[attacks.eval_set == "original"]
         best = attacks.loc[attacks["auc"].idxmax()] if attacks is not None and len(attacks) else None
         row["best_attack"] = f"{best['attack']}/{best['variant']}" if best is not None else ""
         row["best_auc"] = best["auc"] if best is not None else None

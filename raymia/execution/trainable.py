@@ -37,6 +37,8 @@ def summary(trials: pd.DataFrame, attacks: pd.DataFrame | None) -> dict:
            "models_trained": row["models_trained"], "models_cached": row["models_cached"],
            "best_auc": None,
            "best_tpr_at_fpr_0.01": None}
+    if attacks is not None:
+        attacks = attacks[attacks.eval_set == "original"]
     if attacks is not None and len(attacks):
         out["best_auc"] = float(attacks["auc"].max())
         out["best_tpr_at_fpr_0.01"] = float(attacks["tpr_at_fpr_0.01"].max())
