@@ -50,8 +50,9 @@ def make_jobs(exp: Experiment, splits: Splits, cache_dir: str | None = None,
     Every model also answers the trial's extra queries (raymia.queries) for data of `kind`."""
     universe = splits.universe
     extra = query_sets(exp, kind, universe, splits.nonmembers)
+    answered = np.zeros(0, np.int64) if fans_out(exp, cache_dir, len(universe)) else universe
     target = TrainJob("target", 0, (splits.members,), (derive_seed(exp.seed, "target"),),
-                      exp.model, exp.train, exp.defense, universe, (splits.validation,),
+                      exp.model, exp.train, exp.defense, answered, (splits.validation,),
                       cache_dir=cache_dir, output=exp.output, query_sets=extra)
     like_target = exp.shadows.train == "like_target"
     shadow_defense = exp.defense if like_target and exp.defense.applies_to_shadows else NoDefense()
@@ -66,6 +67,21 @@ def make_jobs(exp: Experiment, splits: Splits, cache_dir: str | None = None,
                              exp.model, exp.train, shadow_defense, universe, holdouts,
                              cache_dir=cache_dir, output=shadow_output, query_sets=extra))
     return jobs
+
+
+def fans_out(exp: Experiment, cache_dir: str | None, n: int) -> bool:
+    """Whether the target's answers on the universe are query jobs over chunks
+    (an output defense with a `chunk`, MemGuard, and the model cache to load from)."""
+    chunk = getattr(exp.output, "chunk", None)
+    return cache_dir is not None and chunk is not None and n > chunk
+
+
+def _answer_in_chunks(exp: Experiment, target_job: TrainJob, universe: np.ndarray,
+                      executor: Executor) -> list[JobResult]:
+    size = exp.output.chunk
+    return executor.run([dataclasses.replace(target_job, eval_indices=universe[s:s + size],
+                                             query_sets=(), boundary=None)
+                         for s in range(0, len(universe), size)])
 
 
 def _attack_rows(outputs, inputs, is_member, sample_ids, ids: dict):
@@ -125,11 +141,18 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
         extra["selena_adaptive"] = attacker.signals(data, theirs_done, results[0])
     target, shadows = results[0], results[1:]
     placement = _placement(own_done + theirs_done + results)
+    query_only = []  # jobs that load their model from the cache and answer queries
+    if fans_out(exp, cache_dir, len(splits.universe)):
+        answers = _answer_in_chunks(exp, jobs[0], splits.universe, executor)
+        target.logits = np.concatenate([a.logits for a in answers], axis=1)
+        query_only += answers
     boundary = (None, None)
     if "boundary" in exp.attacks:
         queried = executor.run(boundary_jobs(exp, splits, jobs, cached=cache_dir is not None))
         boundary = boundary_distances(exp, queried)
-        placement["job_nodes"] = _placement(results + queried)["job_nodes"]
+        query_only += queried
+    placement["job_nodes"] = _placement(own_done + theirs_done + results + query_only)[
+        "job_nodes"]
 
     universe = splits.universe
     labels_u = data.y[universe]  # (n_universe,)

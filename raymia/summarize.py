@@ -31,7 +31,7 @@ def _trials(results_dir, sweep: str | None):
     trials = trials.assign(configuration=config.map(
         lambda c: json.dumps({k: v for k, v in c.items() if k != "seed"}, sort_keys=True)))
     leaves = [c for c in trials.columns if "." in c and c != "config_json"]
-    varying = [c for c in leaves if trials[c].astype(str).nunique() > 1]
+    varying = [c for c in leaves if trials[c].map(repr).nunique() > 1]
     return trials, attacks, varying
 
 

@@ -115,3 +115,22 @@ def test_released_labels_survive_the_float32_cast():
         answer, _ = _answerer(model, output, context)
         released = answer(torch.from_numpy(logits), np.arange(len(logits)))
         assert released.dtype == np.float32 and (released.argmax(1) == 0).all(), output
+
+
+def test_memguard_answers_fan_out_in_chunks_with_the_same_result(digits, tmp_path):
+    from raymia.execution.inprocess import InProcessExecutor as Base
+
+    class Recording(Base):
+        batches = []
+
+        def run(self, jobs):
+            self.batches.append(jobs)
+            return super().run(jobs)
+
+    exp = tiny_experiment(split=HELD_OUT, output=MemGuard(chunk=50))
+    executor = Recording(digits)
+    fanned = run_trial(exp, digits, executor, cache_dir=str(tmp_path))
+    whole = run_trial(exp, digits, InProcessExecutor(digits))  # no cache: answered in the job
+    chunks = executor.batches[-1]
+    assert [len(j.eval_indices) for j in chunks] == [50, 50, 20]  # 120 audit examples
+    np.testing.assert_array_equal(fanned["scores"].score, whole["scores"].score)

@@ -189,15 +189,20 @@ class MemGuard(OutputDefense):
     """MemGuard (Jia et al., CCS 2019): a defender's membership classifier trained on
     the model's members vs its held-out data, then per query the noise that keeps
     the label and drives that classifier to 0.5, released with probability
-    min(1, epsilon / L1 distortion) (expected distortion <= `epsilon`)."""
+    min(1, epsilon / L1 distortion) (expected distortion <= `epsilon`). With the
+    model cache, the target's answers on an audit set larger than `chunk` are
+    computed by query jobs of `chunk` examples each, in parallel; the result is
+    the same (each query's random draw is keyed by its sample id)."""
 
     name = "memguard"
     needs_holdout = True
     epsilon: float = 1.0
     classifier_epochs: int = 100
     max_iter: int = 300
+    chunk: int = 1000  # the target's queries per job when they fan out (with the model cache)
 
     def __post_init__(self):
+        check(self.chunk >= 1, "chunk", f"must be >= 1, got {self.chunk}")
         check(self.epsilon >= 0, "epsilon", f"must be >= 0 (inf: no budget), got {self.epsilon}")
         check(self.classifier_epochs >= 1, "classifier_epochs",
               f"must be >= 1, got {self.classifier_epochs}")
