@@ -63,4 +63,5 @@ class Attacker:
         return {"shadow_probs": shadow[:n_audit], "reference_shadow_probs": shadow[n_audit:],
                 "reference_target_probs": np.exp(log_probs(target.queries[REFERENCE][0][0])),
                 "reference_labels": data.y[self.splits.shadow_holdout],
-                "known": np.isin(self.splits.audit, self.known)}
+                "known": np.isin(self.splits.audit, self.known),
+                "seed": derive_seed(self.exp.seed, "selena/adaptive")}

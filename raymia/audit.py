@@ -50,7 +50,9 @@ def ood_inputs(exp: Experiment, data, splits: Splits, base: AttackInputs, target
 
     Universe columns become [members, OOD, in-distribution non-members, pool]:
     the OOD examples take the non-members' audit positions (no shadow trained
-    on them), the displaced non-members stay available for fitting."""
+    on them); the displaced non-members stay the reference columns where the
+    per-example attacks fit (with the members), and the population stays the
+    pool, so every decision rule is the one fitted for the original set."""
     n_m = len(splits.members)
     _, y_ood = ood_data(exp, data, splits.nonmembers, eval_set)
     name = ood_name(eval_set)
@@ -67,16 +69,18 @@ def ood_inputs(exp: Experiment, data, splits: Splits, base: AttackInputs, target
         t_aug, s_aug = target.queries[f"{name}/{AUG}"][0], _stack(shadows, f"{name}/{AUG}")
         target_queries[AUG] = np.concatenate([base.target_queries[AUG][:, :n_m], t_aug], 1)
         shadow_queries[AUG] = insert(base.shadow_queries[AUG], s_aug, 2)
-    population = base.target_logits[n_m:]  # the displaced non-members join the population
+    rest = base.target_logits[n_m:]  # the target on the displaced non-members
     return dataclasses.replace(
         base, target_logits=np.concatenate([base.target_logits[:n_m], t_ood]),
         labels=np.concatenate([base.labels[:n_m], y_ood]),
         shadow_logits=insert(base.shadow_logits, s_ood, 1),
         universe_labels=insert(base.universe_labels, y_ood, 0),
         keep=insert(base.keep, np.zeros((len(base.keep), len(y_ood)), bool), 1),
-        target_population_logits=np.concatenate([population, base.target_population_logits]),
+        target_population_logits=np.concatenate([rest, base.target_population_logits]),
         target_queries=target_queries, shadow_queries=shadow_queries,
-        target_boundary=None, shadow_boundary=None, fit_columns=fit, extra={})
+        target_boundary=None, shadow_boundary=None, fit_columns=fit, extra={},
+        # the in-distribution audit set: the members and the displaced non-members
+        reference_columns=np.r_[np.arange(n_m), 2 * n_m + np.arange(n_m)])
 
 
 def boundary_jobs(exp: Experiment, splits: Splits, jobs: list[TrainJob],
@@ -85,8 +89,11 @@ def boundary_jobs(exp: Experiment, splits: Splits, jobs: list[TrainJob],
     the audit set and the first `queries.boundary_models` shadow models on the
     universe, each in chunks of `queries.boundary_chunk` examples. Their models
     come from the cache (`cached`), so the chunks fan out over the executor's
-    workers; without a cache each model is one job that trains it again
-    (identically: same data, seed and config)."""
+    workers; without a cache each model is one job that trains it again (the
+    same model on CPU; GPU kernels may differ) and runs its chunks in turn. A
+    chunk's random draws depend on its position only, so the distances are
+    the same either way. The attacker queries released labels: an output
+    defense that may move a label (laplace) answers the queries."""
     from raymia.defenses import NoOutput
 
     q = exp.queries
@@ -99,14 +106,16 @@ def boundary_jobs(exp: Experiment, splits: Splits, jobs: list[TrainJob],
     for job, i, rows in models:
         size = q.boundary_chunk if cached else len(rows)
         for start in range(0, len(rows), size):
-            chunk = rows[start:start + size]
             holdout = (job.holdout_indices[i],) if job.holdout_indices else ()
             out.append(dataclasses.replace(
                 job, first_index=job.first_index + i, train_indices=(job.train_indices[i],),
                 seeds=(job.seeds[i],), holdout_indices=holdout,
-                eval_indices=np.zeros(0, np.int64), output=NoOutput(), query_sets=(),
-                boundary=BoundaryQuery(chunk, 1, q.boundary_queries,
-                                       seed=int(job.seeds[i]) + start)))
+                eval_indices=np.zeros(0, np.int64), query_sets=(),
+                output=job.output if not getattr(job.output, "keeps_labels", True)
+                else NoOutput(),
+                boundary=BoundaryQuery(rows[start:start + size], 1, q.boundary_queries,
+                                       seed=int(job.seeds[i]) + start,
+                                       chunk=q.boundary_chunk)))
     return out
 
 

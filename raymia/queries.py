@@ -98,3 +98,11 @@ def check_queries(exp: Experiment, data) -> None:
         check_augmentations(("flip",), data.input_shape, "queries.flips",
                             flips=max(q.flips), n_noise=q.n_noise)
     check_ood_sets(q.eval_sets, data.kind, data.input_shape, "queries.eval_sets")
+    if "selena_adaptive" in exp.attacks:
+        from raymia.adaptive import split_sizes
+
+        (k, l_out), known = split_sizes(exp), exp.split.n_members // 2
+        if known * (k - l_out) < k:
+            raise ConfigError("attacks", f"selena_adaptive's Split-AI ({k} submodels, each "
+                                         f"leaving out {l_out}) gets too few of the {known} "
+                                         "members the attacker knows")

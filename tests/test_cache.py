@@ -110,6 +110,8 @@ def test_a_truncated_entry_is_trained_again(digits, tmp_path):
     victim.write_bytes(victim.read_bytes()[:100])
     again = _trial(exp, digits, tmp_path)["trials"]
     assert again.models_trained.item() == 1 and again.models_cached.item() == 4
+    third = _trial(exp, digits, tmp_path)["trials"]  # the entry was written anew
+    assert third.models_trained.item() == 0
 
 
 def test_a_model_being_trained_elsewhere_is_waited_for_not_trained_twice(tmp_path):

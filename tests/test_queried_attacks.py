@@ -5,7 +5,8 @@ import pytest
 from scipy.stats import norm
 
 from conftest import tiny_experiment
-from raymia import ConfigError, DataConfig, Experiment, LabelOnly, QueryConfig, ShadowConfig
+from raymia import (ConfigError, DataConfig, Experiment, LabelOnly, QueryConfig, ShadowConfig,
+                    SplitConfig)
 from raymia.attacks.lira import _averaged, lira_online
 from raymia.data import load_dataset
 from raymia.execution.inprocess import InProcessExecutor
@@ -154,3 +155,39 @@ def test_summaries_per_attack_and_per_eval_set(queried, tmp_path):
     fpr = by_set.set_index(["variant", "eval_set"]).fpr
     attacks = tables["attacks"].set_index(["attack", "variant", "eval_set"]).fpr
     assert fpr[("global", "scaled")] == attacks[("correctness", "global", "scaled")]
+
+
+def test_an_ood_set_changes_no_decision_rule_and_no_member_score(digits, monkeypatch):
+    """With the OOD answers replaced by the non-members' own, every attack keeps its
+    threshold and every member its score: nothing is refitted on OOD columns."""
+    import raymia.audit as audit
+    from raymia.attacks import run_attacks
+    from raymia.data.splits import make_splits
+    from raymia.experiment import make_jobs
+
+    exp = tiny_experiment(split=SplitConfig(n_members=60, n_shadow_pool=40),
+                          attacks=("loss", "lira", "rmia", "nn", "augmentation"),
+                          queries=QueryConfig(eval_sets=("permuted",)))
+    splits = make_splits(len(digits), exp.split, exp.shadows.n_models, exp.seed)
+    target, *shadows = InProcessExecutor(digits).run(make_jobs(exp, splits, None, digits.kind))
+    base = audit.original_inputs(splits, digits.y[splits.universe], target, shadows)
+    for r in (target, *shadows):
+        r.queries["ood/permuted"] = r.logits[:, None, 60:120]
+        r.queries["ood/permuted/aug"] = r.queries["aug"][:, :, 60:120]
+    monkeypatch.setattr(audit, "ood_data", lambda e, d, rows, s: (None, digits.y[rows]))
+    ood = audit.ood_inputs(exp, digits, splits, base, target, shadows, "permuted")
+    before = {(o.attack, o.variant): o for o in run_attacks(exp.attacks, base, exp.reference)}
+    after = {(o.attack, o.variant): o for o in run_attacks(exp.attacks, ood, exp.reference)}
+    assert before.keys() == after.keys() and len(before) == 12
+    for key, b in before.items():
+        np.testing.assert_allclose(after[key].scores[:60], b.scores[:60], err_msg=str(key))
+        np.testing.assert_equal(after[key].threshold, b.threshold)
+
+
+def test_boundary_distances_do_not_depend_on_who_runs_the_chunks(digits, tmp_path):
+    exp = tiny_experiment(attacks=("correctness", "boundary"),
+                          queries=QueryConfig(boundary_queries=100, boundary_chunk=50))
+    cached = run_trial(exp, digits, InProcessExecutor(digits), cache_dir=str(tmp_path))
+    whole = run_trial(exp, digits, InProcessExecutor(digits))  # one job per model, no cache
+    pick = lambda t: t["scores"].query("attack == 'boundary'").score.to_numpy()  # noqa: E731
+    np.testing.assert_array_equal(pick(cached), pick(whole))

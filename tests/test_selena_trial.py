@@ -105,3 +105,12 @@ def test_the_adaptive_attack_also_runs_against_an_undefended_target(digits, tmp_
     tables = run_trial(exp, digits, InProcessExecutor(digits), cache_dir=str(tmp_path))
     assert tables["trials"].models_trained.item() == 1 + 4 + 25  # SELENA's default K
     assert (tables["attacks"].attack == "selena_adaptive").sum() == 4
+
+
+def test_an_adaptive_split_ai_without_enough_known_members_fails_early():
+    from raymia.execution.plan import load_and_check
+
+    exp = tiny_experiment(split=SplitConfig(n_members=2, n_validation=10),
+                          attacks=("selena_adaptive",))
+    with pytest.raises(ConfigError, match="attacks: selena_adaptive's Split-AI"):
+        load_and_check([exp])

@@ -25,6 +25,10 @@ class AttackInputs:
     fit_columns: (n_universe,) bool, the universe columns thresholds and attack
         models may be fitted on (None: all); out-of-distribution audit examples
         are excluded, so the attacker's decision rule is the in-distribution one.
+    reference_columns: universe column indices of the in-distribution audit set
+        (None: the first n_audit), where per-example attacks (LiRA) fit their
+        thresholds and pooled variances; the population (RMIA's z samples) is
+        every column that is neither audit nor reference column.
     The universe starts with the audit set: column j < n_audit is audit example j.
     """
 
@@ -39,6 +43,7 @@ class AttackInputs:
     target_boundary: np.ndarray | None = None
     shadow_boundary: np.ndarray | None = None
     fit_columns: np.ndarray | None = None
+    reference_columns: np.ndarray | None = None
     extra: dict = field(default_factory=dict)  # attack-specific signals, by attack name
 
     def __post_init__(self):
@@ -61,6 +66,21 @@ class AttackInputs:
         if self.fit_columns is None:
             return np.ones(self.keep.shape[1], bool)
         return self.fit_columns
+
+    @property
+    def references(self) -> np.ndarray:
+        """Universe column indices of the in-distribution audit set."""
+        if self.reference_columns is None:
+            return np.arange(len(self.labels))
+        return np.asarray(self.reference_columns)
+
+    @property
+    def population(self) -> np.ndarray:
+        """(n_universe,) bool: the columns that are population samples."""
+        taken = np.zeros(self.keep.shape[1], bool)
+        taken[:len(self.labels)] = True
+        taken[self.references] = True
+        return ~taken
 
     def query(self, name: str, attack: str) -> tuple[np.ndarray, np.ndarray]:
         """(target (q, n_audit, C), shadows (n_shadow, q, n_universe, C)) of a query set."""

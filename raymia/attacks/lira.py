@@ -21,16 +21,17 @@ from raymia.signals import phi
 
 
 def lira_online(target: np.ndarray, refs: np.ndarray, keep: np.ndarray,
-                per_example: bool = True) -> np.ndarray:
-    """target (n,), refs (m, n) phi of reference models, keep (m, n) -> scores (n,)."""
-    mu_in, s_in = masked_mean_std(refs, keep, per_example)
-    mu_out, s_out = masked_mean_std(refs, ~keep, per_example)
+                per_example: bool = True, pool: np.ndarray | None = None) -> np.ndarray:
+    """target (n,), refs (m, n) phi of reference models, keep (m, n) -> scores (n,);
+    pooled statistics (global variance, fallbacks) from the `pool` (n,) columns."""
+    mu_in, s_in = masked_mean_std(refs, keep, per_example, pool)
+    mu_out, s_out = masked_mean_std(refs, ~keep, per_example, pool)
     return norm.logpdf(target, mu_in, s_in) - norm.logpdf(target, mu_out, s_out)
 
 
 def lira_offline(target: np.ndarray, refs: np.ndarray, keep: np.ndarray,
-                 per_example: bool = True) -> np.ndarray:
-    mu_out, s_out = masked_mean_std(refs, ~keep, per_example)
+                 per_example: bool = True, pool: np.ndarray | None = None) -> np.ndarray:
+    mu_out, s_out = masked_mean_std(refs, ~keep, per_example, pool)
     return norm.logcdf(target, mu_out, s_out)
 
 
@@ -42,25 +43,36 @@ VARIANTS = {
 }
 
 
+def _columns(inputs: AttackInputs):
+    """(columns, pool): the audit columns, then the in-distribution audit columns
+    that are not among them; pool marks the latter set (where thresholds and
+    pooled variances are fitted: the same as the audit set unless it holds
+    out-of-distribution examples)."""
+    n, refs = len(inputs.labels), inputs.references
+    columns = np.r_[np.arange(n), np.setdiff1d(refs, np.arange(n))]
+    return columns, np.isin(columns, refs)
+
+
 def lira(inputs: AttackInputs, n_reference: int | None = None) -> list[AttackOutput]:
     """Every LiRA variant on the audit set, with the first `n_reference` shadow
     models (all by default); thresholds fitted leave-one-out on the shadows."""
-    n = len(inputs.labels)
-    models = slice(0, n_reference)
-    refs = phi(inputs.shadow_logits[models, :n], inputs.labels)  # (m, n)
-    keep = inputs.keep[models, :n]
-    target = phi(inputs.target_logits, inputs.labels)  # (n,)
-    fit = inputs.fit[:n]
-    outputs = [AttackOutput("lira", name, fn(target, refs, keep),
+    n, models = len(inputs.labels), slice(0, n_reference)
+    columns, pool = _columns(inputs)
+    labels = inputs.universe_labels[columns]
+    labels[:n] = inputs.labels
+    refs = phi(inputs.shadow_logits[models][:, columns], labels)  # (m, n + extra)
+    keep = inputs.keep[models][:, columns]
+    target = np.r_[phi(inputs.target_logits, inputs.labels), np.zeros(len(columns) - n)]
+    outputs = [AttackOutput("lira", name, fn(target, refs, keep, pool=pool)[:n],
                             fitted_threshold(lambda t, r, k, _, fn=fn: fn(t, r, k),
-                                             refs[:, fit], keep[:, fit]))
+                                             refs[:, pool], keep[:, pool]))
                for name, fn in VARIANTS.items()]
     if "aug" in inputs.target_queries:
         outputs += lira_augmented(inputs, n_reference)
     return outputs
 
 
-def _averaged(fn, n_queries: int):
+def _averaged(fn, n_queries: int, pool: np.ndarray | None = None):
     """A LiRA score over q augmented queries: the per-query log-likelihood ratio
     averaged (Carlini et al.'s augmented LiRA). Statistics come flattened as
     (..., n * q), example-major, so the leave-one-out fit can slice rows."""
@@ -68,7 +80,7 @@ def _averaged(fn, n_queries: int):
         n = keep.shape[-1]
         t = target.reshape(n, n_queries).T  # (q, n)
         r = refs.reshape(len(refs), n, n_queries).transpose(2, 0, 1)  # (q, m, n)
-        return np.mean([fn(t[i], r[i], keep) for i in range(n_queries)], axis=0)
+        return np.mean([fn(t[i], r[i], keep, pool=pool) for i in range(n_queries)], axis=0)
     return score
 
 
@@ -77,15 +89,20 @@ def lira_augmented(inputs: AttackInputs, n_reference: int | None = None) -> list
     n, models = len(inputs.labels), slice(0, n_reference)
     target_q, shadow_q = inputs.query("aug", "lira")
     q = target_q.shape[0]
-    target = phi(target_q, inputs.labels).T.ravel()  # (n * q,) example-major
-    refs = phi(shadow_q[models, :, :n], inputs.labels)  # (m, q, n)
-    refs = refs.transpose(0, 2, 1).reshape(len(refs), n * q)
-    keep, fit = inputs.keep[models, :n], inputs.fit[:n]
-    fit_q = np.repeat(fit, q)
+    columns, pool = _columns(inputs)
+    labels = inputs.universe_labels[columns]
+    labels[:n] = inputs.labels
+    extra = len(columns) - n
+    target = np.concatenate([phi(target_q, inputs.labels).T, np.zeros((extra, q))]).ravel()
+    refs = phi(shadow_q[models][:, :, columns], labels)  # (m, q, n + extra)
+    refs = refs.transpose(0, 2, 1).reshape(len(refs), len(columns) * q)  # example-major
+    keep = inputs.keep[models][:, columns]
+    fit_q = np.repeat(pool, q)
     outputs = []
     for name in ("online", "offline"):
-        fn = _averaged(VARIANTS[name], q)
-        threshold = fitted_threshold(lambda t, r, k, _, fn=fn: fn(t, r, k), refs[:, fit_q],
-                                     keep[:, fit])
-        outputs.append(AttackOutput("lira", f"{name}_aug{q}", fn(target, refs, keep), threshold))
+        threshold = fitted_threshold(
+            lambda t, r, k, _, name=name: _averaged(VARIANTS[name], q)(t, r, k),
+            refs[:, fit_q], keep[:, pool])
+        scores = _averaged(VARIANTS[name], q, pool)(target, refs, keep)[:n]
+        outputs.append(AttackOutput("lira", f"{name}_aug{q}", scores, threshold))
     return outputs

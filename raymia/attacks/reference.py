@@ -16,27 +16,32 @@ from raymia.attacks.thresholds import best_threshold
 MIN_STD = 1e-6  # floor of a fitted standard deviation (phi is O(1..10))
 
 
-def masked_mean_std(values: np.ndarray, mask: np.ndarray, per_example: bool = True):
+def masked_mean_std(values: np.ndarray, mask: np.ndarray, per_example: bool = True,
+                    pool: np.ndarray | None = None):
     """Mean and std of `values` (m, n) over models where `mask` (m, n) is True.
 
     per_example: a mean and std per column; columns with fewer than two
-    observations take the pooled (all columns) value. Otherwise the std is one
-    pooled ("global") value around the per-column means. Returns (n,), (n,)."""
+    observations take the pooled value. Otherwise the std is one pooled
+    ("global") value around the per-column means. Pooled values come from the
+    columns where `pool` (n,) is True (all by default). Returns (n,), (n,)."""
     values, mask = np.asarray(values, np.float64), np.asarray(mask, bool)
+    pool = np.ones(values.shape[1], bool) if pool is None else np.asarray(pool, bool)
     count = mask.sum(0)  # (n,)
     total = np.where(mask, values, 0.0).sum(0)
-    pooled_mean = total.sum() / max(count.sum(), 1)
+    pooled_mean = total[pool].sum() / max(count[pool].sum(), 1)
     mean = np.where(count > 0, total / np.maximum(count, 1), pooled_mean)
-    residual = np.where(mask, values - mean, 0.0)
-    dof = count.sum() - (count > 0).sum()  # one degree of freedom per fitted column mean
+    residual = np.where(mask, values - mean, 0.0)[:, pool]
+    counted = count[pool]
+    dof = counted.sum() - (counted > 0).sum()  # one degree of freedom per fitted column mean
     if dof > 0:
         pooled_std = np.sqrt((residual ** 2).sum() / dof)
     else:  # at most one observation per column: the spread across columns instead
-        spread = np.where(mask, values - pooled_mean, 0.0)
-        pooled_std = np.sqrt((spread ** 2).sum() / max(count.sum() - 1, 1))
+        spread = np.where(mask, values - pooled_mean, 0.0)[:, pool]
+        pooled_std = np.sqrt((spread ** 2).sum() / max(counted.sum() - 1, 1))
     if not per_example:
         return mean, np.full(mean.shape, max(pooled_std, MIN_STD))
-    std = np.sqrt((residual ** 2).sum(0) / np.maximum(count - 1, 1))
+    own = np.where(mask, values - mean, 0.0)
+    std = np.sqrt((own ** 2).sum(0) / np.maximum(count - 1, 1))
     std = np.where(count >= 2, std, pooled_std)
     return mean, np.maximum(std, MIN_STD)
 

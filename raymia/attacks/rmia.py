@@ -77,7 +77,7 @@ def rmia(inputs: AttackInputs, n_reference: int | None = None,
     target = np.exp(true_log_prob(target_logits, labels))  # (n_universe,)
     refs = np.exp(true_log_prob(inputs.shadow_logits[models], labels))  # (m, n_universe)
     keep = inputs.keep[models]
-    population = np.arange(len(labels)) >= n
+    population = inputs.population
     fit = inputs.fit
     a = fit_a(refs[:, fit], keep[:, fit], population[fit], gamma)
     outputs = []

@@ -36,7 +36,7 @@ def selena_adaptive(inputs: AttackInputs, model: str = "mlp") -> list[AttackOutp
                                   extra["reference_shadow_probs"], extra["reference_labels"])
     # as many of the attacker's non-members as it knows members (seeded choice)
     n = min(int(known.sum()), len(extra["reference_labels"]))
-    gen = np.random.default_rng(0)
+    gen = np.random.default_rng(extra["seed"])
     members = gen.permutation(np.flatnonzero(known))[:n]
     others = gen.permutation(len(extra["reference_labels"]))[:n]
     is_member = np.r_[np.ones(n, bool), np.zeros(n, bool)]

@@ -52,6 +52,8 @@ class OutputDefense:
     needs_holdout: ClassVar[bool] = False
     #: releases the predicted label only: attacks that need scores cannot run
     labels_only: ClassVar[bool] = False
+    #: the released label is always the model's own (label-only queries may ask the model)
+    keeps_labels: ClassVar[bool] = True
 
     def fit(self, ctx: FitContext) -> Release:
         raise NotImplementedError
@@ -148,6 +150,7 @@ class Laplace(OutputDefense):
 
     name = "laplace"
     needs_holdout = True
+    keeps_labels = False
     method: str = "probit"
     hessian: str = "auto"
     n_samples: int = 100

@@ -98,6 +98,23 @@ def _plain(value):
     return value
 
 
+def _take_over_if_stale(lock: Path) -> None:
+    """Remove a lock whose holder stopped refreshing it; if another worker took it
+    over meanwhile (a fresh lock now stands there), put theirs back."""
+    try:
+        seen = lock.stat()
+        if time.time() - seen.st_mtime <= STALE_S:
+            return
+        aside = lock.with_name(f"{lock.name}.{socket.gethostname()}.{os.getpid()}")
+        os.rename(lock, aside)
+    except FileNotFoundError:
+        return
+    if os.stat(aside).st_ino != seen.st_ino:  # not the stale one: restore it
+        with contextlib.suppress(FileExistsError):
+            os.link(aside, lock)
+    aside.unlink(missing_ok=True)
+
+
 class ModelCache:
     """`<root>/<key>.pt`: a trained model's state dict and what its training reported."""
 
@@ -151,14 +168,17 @@ class ModelCache:
             try:
                 fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                with contextlib.suppress(FileNotFoundError):
-                    if time.time() - lock.stat().st_mtime > STALE_S:  # its holder died
-                        lock.unlink()
-                        continue
+                _take_over_if_stale(lock)
                 time.sleep(0.2)
                 continue
             os.write(fd, f"{socket.gethostname()} {os.getpid()}".encode())
             os.close(fd)
+            entry = self.load(key, device)  # written while we waited for the lock?
+            if entry is not None:
+                lock.unlink(missing_ok=True)
+                yield entry
+                return
+            self.path(key).unlink(missing_ok=True)  # an unreadable entry: replace it
             break
         done = threading.Event()
 

@@ -39,6 +39,7 @@ class BoundaryQuery:
     n_models: int
     max_queries: int = 1000
     seed: int = 0
+    chunk: int = 100  # rows per batch of the search; chunk i draws with seed + i * chunk
 
 
 @dataclass(frozen=True, eq=False)
@@ -118,7 +119,8 @@ def run_job(job: TrainJob, data: Dataset, node: str | None = None) -> JobResult:
             queries[q.name].append(np.stack([answer(batch.to(device), q.rows)
                                              for batch in inputs]))
         if job.boundary is not None and i < job.boundary.n_models:
-            distances.append(_boundary(model, x, y, data, job.boundary))
+            distances.append(_boundary(_label_oracle(model, answer, output), x, y, data,
+                                       job.boundary))
         accs.append(acc)
         cached.append(was_cached)
         epochs.append(log.epochs_run)
@@ -204,15 +206,29 @@ def _answer_rows(answer, x: torch.Tensor, rows: np.ndarray, n_classes: int,
     return np.concatenate(parts) if parts else np.zeros((0, n_classes), np.float32)
 
 
-def _boundary(model, x, y, data: Dataset, query: BoundaryQuery) -> np.ndarray:
+def _boundary(labels, x, y, data: Dataset, query: BoundaryQuery) -> np.ndarray:
+    """Distances of x[query.rows] to the boundary of the label oracle `labels`,
+    chunk by chunk (the same draws whether a job holds one chunk or all)."""
     from raymia.attacks.boundary import boundary_distance
 
+    bounds = (float(data.x.min()), float(data.x.max()))
+    out = []
+    for start in range(0, len(query.rows), query.chunk):
+        rows = torch.as_tensor(query.rows[start:start + query.chunk], device=x.device)
+        out.append(boundary_distance(labels, x[rows], y[rows], max_queries=query.max_queries,
+                                     bounds=bounds, seed=query.seed + start).distance)
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+def _label_oracle(model, answer, output):
+    """What a label-only attacker queries: the released label (the model's own
+    argmax where the output defense keeps every label)."""
     model.eval()
-    rows = torch.as_tensor(query.rows, device=x.device)
 
     @torch.no_grad()
     def labels(batch):
-        return model(batch).argmax(1)
-    bounds = (float(data.x.min()), float(data.x.max()))
-    return boundary_distance(labels, x[rows], y[rows], max_queries=query.max_queries,
-                             bounds=bounds, seed=query.seed).distance
+        if getattr(output, "keeps_labels", True):
+            return model(batch).argmax(1)
+        ids = np.zeros(len(batch), np.int64)
+        return torch.as_tensor(answer(batch, ids).argmax(1), device=batch.device)
+    return labels
