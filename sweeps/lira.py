@@ -1,7 +1,9 @@
-"""The attacks that matter, with 64 shadow models: LiRA and RMIA beside the
-learned attacks (Shokri et al.'s per-class models, the NN attack, Salem et
-al.'s top-3) and every metric attack, on the undefended model and one defended by L2, each with 16
-and with all 64 shadow models as references, on the embedded digits.
+"""The attacks that matter, with 64 shadow models: LiRA (with and without
+augmented queries) and RMIA beside the learned attacks (Shokri et al.'s
+per-class models, the NN attack, Salem et al.'s top-3), the label-only
+attacks (augmentation, decision-boundary distance) and every metric attack,
+on the undefended model and one defended by L2, each with 16 and with all 64
+shadow models as references, on the embedded digits.
 
     python -m raymia.sweep sweeps/lira.py
 
@@ -26,7 +28,8 @@ sweep = Sweep(
         model=ModelConfig(name="mlp", widths=(512, 512)),
         train=TrainConfig(optimizer="adam", lr=1e-3, epochs=100, batch_size=32),
         shadows=ShadowConfig(n_models=64, models_per_job=8),
-        attacks=METRIC_ATTACKS + ("shokri", "nn", "top3", "lira", "rmia"),
+        attacks=METRIC_ATTACKS + ("shokri", "nn", "top3", "lira", "rmia", "augmentation",
+                                  "boundary"),
     ),
     space={
         "defense": tune.grid_search([NoDefense(), L2(weight_decay=1e-2)]),
