@@ -234,9 +234,36 @@ def test_early_stopping_keeps_the_best_validation_epoch(digits, monkeypatch):
     assert hook.report() == {"best_epoch": 3}
 
 
-def test_a_model_opacus_cannot_handle_fails_before_training():
+def test_resnet_trains_under_dp_and_a_model_opacus_cannot_handle_fails_early():
+    from raymia.defenses.dp import _try_per_example_gradients, make_dp_compatible
     from raymia.execution.plan import load_and_check
+    from raymia.models import build_model
 
-    exp = tiny_experiment(defense=DPSGD(), model=ModelConfig(name="cifar_resnet18"))
-    with pytest.raises(ConfigError, match="model.name: cifar_resnet18 cannot train under DP-SGD"):
-        load_and_check([exp])
+    # torchvision's residual blocks add in place; made out of place, Opacus handles them
+    load_and_check([tiny_experiment(defense=DPSGD(), model=ModelConfig(name="cifar_resnet18"))])
+    model = make_dp_compatible(build_model(ModelConfig(name="cifar_resnet18"), (3, 8, 8), 10),
+                               "cifar_resnet18")
+    x = torch.randn(2, 3, 8, 8)
+    plain = build_model(ModelConfig(name="cifar_resnet18"), (3, 8, 8), 10)
+    assert type(model.layer1[0]).forward is not type(plain.layer1[0]).forward
+    assert model(x).shape == (2, 10)
+    import copy
+
+    from raymia.defenses.dp import _out_of_place
+
+    swapped = copy.deepcopy(plain)
+    _out_of_place(swapped)  # the same function: equal outputs with equal parameters
+    torch.testing.assert_close(swapped.eval()(x), plain.eval()(x))
+
+    class AddsInPlace(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(4, 4), torch.nn.Linear(4, 3)
+
+        def forward(self, x):
+            out = self.a(x)
+            out += x
+            return self.b(out)
+
+    with pytest.raises(ConfigError, match="model.name: adds_in_place cannot train under DP-SGD"):
+        _try_per_example_gradients(AddsInPlace(), (4,), "adds_in_place")

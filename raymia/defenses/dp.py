@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 from torch.utils.data import DataLoader
+from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from raymia.config import ConfigError, TrainConfig, check, check_choice
 from raymia.defenses.base import Defense
@@ -43,13 +44,42 @@ def noise_multiplier(epsilon: float, delta: float, sample_rate: float, epochs: i
                                 sample_rate=sample_rate, epochs=epochs, accountant=accountant)
 
 
+def _residual_forward(self, x):
+    """torchvision's BasicBlock / Bottleneck forward with the residual added out of
+    place (its `out += identity` breaks Opacus' per-example gradient hooks)."""
+    identity = x if self.downsample is None else self.downsample(x)
+    out = self.relu(self.bn1(self.conv1(x)))
+    if hasattr(self, "conv3"):  # Bottleneck
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+    else:
+        out = self.bn2(self.conv2(out))
+    return self.relu(out + identity)
+
+
+class _BasicBlock(BasicBlock):
+    forward = _residual_forward
+
+
+class _Bottleneck(Bottleneck):
+    forward = _residual_forward
+
+
+def _out_of_place(model: torch.nn.Module) -> None:
+    """In-place activations and residual additions break Opacus' backward hooks:
+    make them out of place (same function, same parameters)."""
+    for module in model.modules():
+        if getattr(module, "inplace", False):
+            module.inplace = False
+        if type(module) in (BasicBlock, Bottleneck):
+            module.__class__ = _BasicBlock if type(module) is BasicBlock else _Bottleneck
+
+
 def make_dp_compatible(model: torch.nn.Module, name: str) -> torch.nn.Module:
     """Opacus' module fixer (BatchNorm -> GroupNorm, ...); errors if it cannot."""
     from opacus.validators import ModuleValidator
 
-    for module in model.modules():  # in-place activations break Opacus' backward hooks
-        if getattr(module, "inplace", False):
-            module.inplace = False
+    _out_of_place(model)
     if ModuleValidator.is_valid(model):
         return model
     fixed = ModuleValidator.fix(model)
