@@ -72,7 +72,8 @@ def choose_flips(shadow_correct_by_k: np.ndarray, shadow_in: np.ndarray) -> int:
     if shadow_in.all() or not shadow_in.any():
         raise ValueError("choosing flips needs both shadow members and non-members")
     aucs = [roc_auc_score(shadow_in.ravel(), fraction_correct(c).ravel()) for c in correct]
-    return int(np.argmax(aucs))
+    aucs = np.asarray(aucs)
+    return int(np.flatnonzero(aucs >= aucs.max() - 1e-12)[0])  # ties (to rounding): the first
 
 
 def noise_attack(target_correct_by_k: np.ndarray, shadow_correct_by_k: np.ndarray,
