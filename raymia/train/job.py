@@ -107,6 +107,7 @@ def run_job(job: TrainJob, data: Dataset, node: str | None = None) -> JobResult:
     cache = ModelCache(job.cache_dir) if job.cache_dir else None
     logits, accs, epochs, stats, cached, distances = [], [], [], [], [], []
     queries: dict[str, list] = {q.name: [] for q in job.query_sets}
+    inputs = {q.name: torch.as_tensor(q.make(data, q.rows)) for q in job.query_sets}  # once
     holdouts = job.holdout_indices or [np.zeros(0, np.int64)] * len(job.seeds)
     for i, (train_idx, holdout_idx, seed) in enumerate(zip(job.train_indices, holdouts,
                                                            job.seeds)):
@@ -114,10 +115,9 @@ def run_job(job: TrainJob, data: Dataset, node: str | None = None) -> JobResult:
         model, log, acc, was_cached = _trained(job, data, defense, context, device, cache)
         answer, released_stats = _answerer(model, output, context)
         logits.append(_answer_rows(answer, x, job.eval_indices, data.n_classes))
-        for q in job.query_sets:
-            inputs = torch.as_tensor(q.make(data, q.rows))
+        for q in job.query_sets:  # the same inputs for every model of the job
             queries[q.name].append(np.stack([answer(batch.to(device), q.rows)
-                                             for batch in inputs]))
+                                             for batch in inputs[q.name]]))
         if job.boundary is not None and i < job.boundary.n_models:
             distances.append(_boundary(_label_oracle(model, answer, output), x, y, data,
                                        job.boundary))
