@@ -80,6 +80,9 @@ def test_submodel_jobs_run_at_the_same_time_on_ray(ray_session, digits):
     plan = exp.defense.target_plan(exp, splits, digits, make_jobs(exp, splits)[0])
     executor = RayExecutor(ray.put(digits), Resources(parallel_jobs=2))
     try:
+        # both workers up first: a worker process still starting would leave
+        # every job to the other one on a busy machine
+        ray.get([actor.__ray_ready__.remote() for actor in executor.actors])
         results = executor.run(plan.jobs)
     finally:
         executor.close()
