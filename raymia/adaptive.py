@@ -4,9 +4,9 @@
 It knows half of the target's members and trains its own Split-AI on them: K
 submodels, each known member left out by L of them (K and L those of a SELENA
 target's defense, else SELENA's defaults 25 and 10). Its submodels answer the
-audit set and its own non-members (the attacker's held-out split); the
-target answers those non-members too. The submodel jobs run with the shadow
-models on the executor's workers.
+audit set, its own non-members (the attacker's held-out split) and the
+trial's out-of-distribution sets; the target answers its non-members too.
+The submodel jobs run with the shadow models on the executor's workers.
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from raymia.config import Experiment
 from raymia.data.splits import Splits
 from raymia.defenses import selena
 from raymia.defenses.selena_defense import submodel_jobs
+from raymia.queries import ood_query_sets
 from raymia.seeding import derive_seed
 from raymia.signals import log_probs
 from raymia.train import JobResult, TrainJob
@@ -51,16 +52,25 @@ class Attacker:
         self.seed = derive_seed(exp.seed, "selena/attacker")
         self.excluded = selena.split_assignment(len(self.known), self.K, self.L, self.seed)
         self.queried = np.concatenate([splits.audit, splits.shadow_holdout])
+        self.ood = ood_query_sets(exp, splits.nonmembers)
         self.jobs = submodel_jobs(self.K, template, self.known, self.excluded,
                                   "attacker_submodel", self.seed, exp.shadows.models_per_job,
-                                  self.queried)
+                                  self.queried, self.ood)
 
     def signals(self, data, results: list[JobResult], target: JobResult) -> dict:
         sub = np.concatenate([r.logits for r in results])  # (K, n_queried, C)
         shadow = selena.split_ai_probs(sub, self.queried, self.known, self.excluded,
                                        data.x[self.queried], self.L, self.seed)
         n_audit = len(self.splits.audit)
+        ood = {}
+        for q in self.ood:  # the OOD inputs are nobody's members: each gets its hashed L
+            x = q.make(data, q.rows)[0]
+            ood[q.name] = selena.split_ai_probs(np.concatenate([r.queries[q.name][:, 0]
+                                                                for r in results]),
+                                                q.rows, self.known, self.excluded, x, self.L,
+                                                self.seed)
         return {"shadow_probs": shadow[:n_audit], "reference_shadow_probs": shadow[n_audit:],
+                "ood_shadow_probs": ood,
                 "reference_target_probs": np.exp(log_probs(target.queries[REFERENCE][0][0])),
                 "reference_labels": data.y[self.splits.shadow_holdout],
                 "known": np.isin(self.splits.audit, self.known),

@@ -10,13 +10,16 @@ decision rule stays the one the attacker would deploy.
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 
 import numpy as np
 
 from raymia.attacks import AttackInputs
 from raymia.config import Experiment
+from raymia.data.ood import make_ood
 from raymia.data.splits import Splits
 from raymia.queries import AUG, ood_data, ood_name
+from raymia.seeding import derive_seed
 from raymia.train import JobResult, TrainJob
 from raymia.train.job import BoundaryQuery
 
@@ -45,14 +48,17 @@ def original_inputs(splits: Splits, labels_u: np.ndarray, target: JobResult,
 
 
 def ood_inputs(exp: Experiment, data, splits: Splits, base: AttackInputs, target: JobResult,
-               shadows: list[JobResult], eval_set: str) -> AttackInputs:
+               shadows: list[JobResult], eval_set: str,
+               boundary: np.ndarray | None = None) -> AttackInputs:
     """The audit set with its non-members replaced by the out-of-distribution set.
 
     Universe columns become [members, OOD, in-distribution non-members, pool]:
     the OOD examples take the non-members' audit positions (no shadow trained
     on them); the displaced non-members stay the reference columns where the
     per-example attacks fit (with the members), and the population stays the
-    pool, so every decision rule is the one fitted for the original set."""
+    pool, so every decision rule is the one fitted for the original set.
+    boundary: the target's boundary distances on the OOD set (no shadow's are
+    measured there: NaN in their columns, which are never fitted on)."""
     n_m = len(splits.members)
     _, y_ood = ood_data(exp, data, splits.nonmembers, eval_set)
     name = ood_name(eval_set)
@@ -65,10 +71,20 @@ def ood_inputs(exp: Experiment, data, splits: Splits, base: AttackInputs, target
 
     fit = insert(np.ones(u, bool), np.zeros(len(y_ood), bool), 0)
     target_queries, shadow_queries = {}, {}
-    if AUG in base.target_queries:
-        t_aug, s_aug = target.queries[f"{name}/{AUG}"][0], _stack(shadows, f"{name}/{AUG}")
-        target_queries[AUG] = np.concatenate([base.target_queries[AUG][:, :n_m], t_aug], 1)
-        shadow_queries[AUG] = insert(base.shadow_queries[AUG], s_aug, 2)
+    for key in base.target_queries:  # "aug", "noise/<k>": the same queries of the OOD set
+        t_q, s_q = target.queries[f"{name}/{key}"][0], _stack(shadows, f"{name}/{key}")
+        target_queries[key] = np.concatenate([base.target_queries[key][:, :n_m], t_q], 1)
+        shadow_queries[key] = insert(base.shadow_queries[key], s_q, 2)
+    target_boundary = shadow_boundary = None
+    if boundary is not None and base.target_boundary is not None:
+        target_boundary = np.concatenate([base.target_boundary[:n_m], boundary])
+        shadow_boundary = insert(base.shadow_boundary,
+                                 np.full((len(base.shadow_boundary), len(y_ood)), np.nan), 1)
+    extra = {}
+    adaptive = base.extra.get("selena_adaptive")
+    if adaptive is not None:  # the attacker's Split-AI on the OOD set, its reference as it was
+        extra["selena_adaptive"] = {**adaptive, "shadow_probs": np.concatenate(
+            [adaptive["shadow_probs"][:n_m], adaptive["ood_shadow_probs"][name]])}
     rest = base.target_logits[n_m:]  # the target on the displaced non-members
     return dataclasses.replace(
         base, target_logits=np.concatenate([base.target_logits[:n_m], t_ood]),
@@ -78,35 +94,44 @@ def ood_inputs(exp: Experiment, data, splits: Splits, base: AttackInputs, target
         keep=insert(base.keep, np.zeros((len(base.keep), len(y_ood)), bool), 1),
         target_population_logits=np.concatenate([rest, base.target_population_logits]),
         target_queries=target_queries, shadow_queries=shadow_queries,
-        target_boundary=None, shadow_boundary=None, fit_columns=fit, extra={},
+        target_boundary=target_boundary, shadow_boundary=shadow_boundary, fit_columns=fit,
+        extra=extra,
         # the in-distribution audit set: the members and the displaced non-members
         reference_columns=np.r_[np.arange(n_m), 2 * n_m + np.arange(n_m)])
 
 
 def boundary_jobs(exp: Experiment, splits: Splits, jobs: list[TrainJob],
-                  cached: bool) -> list[TrainJob]:
-    """Query-only jobs for the boundary attack, run after training: the target on
-    the audit set and the first `queries.boundary_models` shadow models on the
-    universe, each in chunks of `queries.boundary_chunk` examples. Their models
-    come from the cache (`cached`), so the chunks fan out over the executor's
-    workers; without a cache each model is one job that trains it again (the
-    same model on CPU; GPU kernels may differ) and runs its chunks in turn. A
-    chunk's random draws depend on its position only, so the distances are
-    the same either way. The attacker queries released labels: an output
-    defense that may move a label (laplace) answers the queries."""
+                  cached: bool) -> tuple[list[TrainJob], list[str]]:
+    """Query-only jobs for the boundary attack, run after training, and what each
+    measures: the target on the audit set ("target") and on each OOD set
+    ("ood/<set>"), and the first `queries.boundary_models` shadow models on the
+    universe ("shadow/<m>"), each in chunks of `queries.boundary_chunk`
+    examples. Their models come from the cache (`cached`), so the chunks fan
+    out over the executor's workers; without a cache each model is one job
+    that trains it again (the same model on CPU; GPU kernels may differ) and
+    runs its chunks in turn. A chunk's random draws depend on its position
+    only, so the distances are the same either way. The attacker queries
+    released labels: an output defense that may move a label (laplace)
+    answers the queries."""
     from raymia.defenses import NoOutput
 
     q = exp.queries
-    models = [(jobs[0], 0, splits.audit)]
+    models = [("target", jobs[0], 0, splits.audit, None)]
     shadow_jobs = jobs[1:]
     for m in range(q.boundary_models):
         job = next(j for j in shadow_jobs if j.first_index <= m < j.first_index + len(j.seeds))
-        models.append((job, m - job.first_index, splits.universe))
-    out = []
-    for job, i, rows in models:
+        models.append((f"shadow/{m}", job, m - job.first_index, splits.universe, None))
+    for eval_set in q.eval_sets:  # positions into the OOD set its builder returns
+        build = partial(make_ood, eval_set, rows=splits.nonmembers,
+                        seed=derive_seed(exp.seed, f"ood/{eval_set}"))
+        models.append((ood_name(eval_set), jobs[0], 0, np.arange(len(splits.nonmembers)), build))
+    out, labels = [], []
+    for label, job, i, rows, build in models:
         size = q.boundary_chunk if cached else len(rows)
+        seed = int(job.seeds[i]) if build is None else derive_seed(int(job.seeds[i]), label)
         for start in range(0, len(rows), size):
             holdout = (job.holdout_indices[i],) if job.holdout_indices else ()
+            labels.append(label)
             out.append(dataclasses.replace(
                 job, first_index=job.first_index + i, train_indices=(job.train_indices[i],),
                 seeds=(job.seeds[i],), holdout_indices=holdout,
@@ -114,19 +139,17 @@ def boundary_jobs(exp: Experiment, splits: Splits, jobs: list[TrainJob],
                 output=job.output if not getattr(job.output, "keeps_labels", True)
                 else NoOutput(),
                 boundary=BoundaryQuery(rows[start:start + size], 1, q.boundary_queries,
-                                       seed=int(job.seeds[i]) + start,
-                                       chunk=q.boundary_chunk)))
-    return out
+                                       seed=seed + start, chunk=q.boundary_chunk,
+                                       inputs=build)))
+    return out, labels
 
 
-def boundary_distances(exp: Experiment, results: list[JobResult]):
-    """(target (n_audit,), shadows (b, n_universe)) from the boundary jobs' results."""
-    chunks = [r.boundary[0] for r in results]
-    per_model = []
-    n_target = sum(1 for r in results if r.role == "target")
-    per_model.append(np.concatenate(chunks[:n_target]))
-    rest = chunks[n_target:]
-    n_shadow_chunks = len(rest) // max(exp.queries.boundary_models, 1)
-    for m in range(exp.queries.boundary_models):
-        per_model.append(np.concatenate(rest[m * n_shadow_chunks:(m + 1) * n_shadow_chunks]))
-    return per_model[0], np.stack(per_model[1:])
+def boundary_distances(exp: Experiment, labels: list[str], results: list[JobResult]):
+    """From the boundary jobs' results (in the order of `labels`): (target (n_audit,),
+    shadows (b, n_universe)) and {"ood/<set>": the target's (n_nonmembers,)}."""
+    parts: dict[str, list] = {}
+    for label, result in zip(labels, results):
+        parts.setdefault(label, []).append(result.boundary[0])
+    d = {label: np.concatenate(chunks) for label, chunks in parts.items()}
+    shadows = np.stack([d[f"shadow/{m}"] for m in range(exp.queries.boundary_models)])
+    return (d["target"], shadows), {k: v for k, v in d.items() if k.startswith("ood/")}

@@ -179,7 +179,7 @@ class QueryConfig:
         shadow data) and noisy copies per example (binary tabular data).
     boundary_queries: label queries per example of the `boundary` attack;
         boundary_models: shadow models whose distances fit its threshold;
-        boundary_chunk: audit examples per query job (they fan out on Ray).
+        boundary_chunk: examples per query job (they fan out on Ray).
     eval_sets: out-of-distribution non-member sets (raymia.data.ood) every
         attack is also evaluated with (`eval_set` column)."""
 

@@ -21,7 +21,7 @@ import torch
 
 from raymia import __version__
 from raymia.adaptive import Attacker, reference_query
-from raymia.attacks import ORIGINAL_ONLY, run_attacks
+from raymia.attacks import run_attacks
 from raymia.audit import ORIGINAL, boundary_distances, boundary_jobs, ood_inputs, original_inputs
 from raymia.config import Experiment, flatten
 from raymia.data import Dataset
@@ -31,7 +31,7 @@ from raymia.metrics import accuracy, attack_metrics, ece
 from raymia.results import SCHEMA_VERSION, TRAINING_STATS
 from raymia.seeding import derive_seed
 from raymia.signals import correct, max_prob, phi, true_log_prob
-from raymia.queries import query_sets
+from raymia.queries import ood_name, query_sets
 from raymia.train import JobResult, TrainJob
 
 
@@ -146,10 +146,11 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
         answers = _answer_in_chunks(exp, jobs[0], splits.universe, executor)
         target.logits = np.concatenate([a.logits for a in answers], axis=1)
         query_only += answers
-    boundary = (None, None)
+    boundary, ood_boundary = (None, None), {}
     if "boundary" in exp.attacks:
-        queried = executor.run(boundary_jobs(exp, splits, jobs, cached=cache_dir is not None))
-        boundary = boundary_distances(exp, queried)
+        query_jobs, measured = boundary_jobs(exp, splits, jobs, cached=cache_dir is not None)
+        queried = executor.run(query_jobs)
+        boundary, ood_boundary = boundary_distances(exp, measured, queried)
         query_only += queried
     placement["job_nodes"] = _placement(own_done + theirs_done + results + query_only)[
         "job_nodes"]
@@ -165,14 +166,13 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
     key = {"sweep": sweep, "trial_id": exp.trial_id}
     attack_rows, score_parts = [], []
     eval_sets = [(ORIGINAL, inputs, splits.audit)]
-    eval_sets += [(name, ood_inputs(exp, data, splits, inputs, target, shadows, name),
+    eval_sets += [(name, ood_inputs(exp, data, splits, inputs, target, shadows, name,
+                                    ood_boundary.get(ood_name(name))),
                    np.concatenate([splits.members, splits.nonmembers]))
                   for name in exp.queries.eval_sets]
     is_member = splits.audit_is_member
     for eval_set, attack_inputs, sample_ids in eval_sets:
-        names = exp.attacks if eval_set == ORIGINAL else [
-            a for a in exp.attacks if a not in ORIGINAL_ONLY]
-        rows, parts = _attack_rows(run_attacks(names, attack_inputs, exp.reference),
+        rows, parts = _attack_rows(run_attacks(exp.attacks, attack_inputs, exp.reference),
                                    attack_inputs, is_member, sample_ids,
                                    {**key, "eval_set": eval_set})
         attack_rows += rows

@@ -5,7 +5,8 @@
   "noise/<k>"       `queries.n_noise` copies with k features flipped (binary data;
                     the noise attack), one query set per k in `queries.flips`
   "ood/<set>"       the out-of-distribution set built from the audit non-members
-  "ood/<set>/aug"   its augmented copies (when "aug" is asked for)
+  "ood/<set>/aug", "ood/<set>/noise/<k>"
+                    the same queries of the OOD set (when asked for on the universe)
 
 Every model of a trial answers the same inputs (target and shadows), built in
 the job from sample ids by picklable functions, so no copies of the data
@@ -49,38 +50,48 @@ def ood_data(exp: Experiment, data, rows: np.ndarray, eval_set: str):
     return make_ood(eval_set, data, rows, derive_seed(exp.seed, f"ood/{eval_set}"))
 
 
-def _augmented(data, rows, names, shift):
-    return queries(data.x[rows], names, shift=shift)
+def _inputs(data, rows, names=(), eval_set=None, ood_seed=0, **params):
+    """The examples `rows` (or the OOD set built from them), as one query
+    (1, n, ...) or through the augmentations `names` (raymia.augment.queries)."""
+    x = data.x[rows] if eval_set is None else make_ood(eval_set, data, rows, ood_seed)[0]
+    return queries(x, names, **params) if names else x[None]
 
 
-def _noisy(data, rows, flips, n_noise, seed):
-    return queries(data.x[rows], ("flip",), flips=flips, n_noise=n_noise, seed=seed)
+def _per_example(exp: Experiment, kind: str) -> list[tuple[str, tuple, dict]]:
+    """(name, augmentations, parameters) of the queries asked of every audit example."""
+    q, out = exp.queries, []
+    if wants_augmented(exp, kind):
+        out.append((AUG, augmentations(exp), {"shift": q.shift}))
+    if "noise" in exp.attacks:
+        out += [(noise_name(k), ("flip",), {"flips": k, "n_noise": q.n_noise,
+                                            "seed": derive_seed(exp.seed, "noise", k)})
+                for k in q.flips]
+    return out
 
 
-def _ood(data, rows, eval_set, seed, names=None, shift=1):
-    x = make_ood(eval_set, data, rows, seed)[0]
-    return x[None] if names is None else queries(x, names, shift=shift)
+def _ood(exp: Experiment, eval_set: str) -> dict:
+    return {"eval_set": eval_set, "ood_seed": derive_seed(exp.seed, f"ood/{eval_set}")}
+
+
+def ood_query_sets(exp: Experiment, nonmembers: np.ndarray) -> tuple[QuerySet, ...]:
+    """The plain inputs of each OOD set, built from the audit non-members."""
+    return tuple(QuerySet(ood_name(eval_set), nonmembers, partial(_inputs, **_ood(exp, eval_set)))
+                 for eval_set in exp.queries.eval_sets)
 
 
 def query_sets(exp: Experiment, kind: str, universe: np.ndarray,
                nonmembers: np.ndarray) -> tuple[QuerySet, ...]:
-    """What every model of the trial answers beyond its logits on the universe."""
-    q, out = exp.queries, []
-    augmented = wants_augmented(exp, kind)
-    if augmented:
-        out.append(QuerySet(AUG, universe, partial(_augmented, names=augmentations(exp),
-                                                   shift=q.shift)))
-    if "noise" in exp.attacks:
-        out += [QuerySet(noise_name(k), universe, partial(
-            _noisy, flips=k, n_noise=q.n_noise, seed=derive_seed(exp.seed, "noise", k)))
-            for k in q.flips]
-    for name in q.eval_sets:
-        seed = derive_seed(exp.seed, f"ood/{name}")
-        out.append(QuerySet(ood_name(name), nonmembers, partial(_ood, eval_set=name, seed=seed)))
-        if augmented:
-            out.append(QuerySet(f"{ood_name(name)}/{AUG}", nonmembers, partial(
-                _ood, eval_set=name, seed=seed, names=augmentations(exp), shift=q.shift)))
-    return tuple(out)
+    """What every model of the trial answers beyond its logits on the universe:
+    the per-example queries on the universe, and for each OOD set its plain
+    inputs and the same per-example queries of them (the attacker's procedure
+    unchanged, whatever it is handed; a flip maps a feature v to 1 - v)."""
+    per_example = _per_example(exp, kind)
+    return (*(QuerySet(name, universe, partial(_inputs, names=names, **params))
+              for name, names, params in per_example),
+            *ood_query_sets(exp, nonmembers),
+            *(QuerySet(f"{ood_name(eval_set)}/{name}", nonmembers,
+                       partial(_inputs, names=names, **_ood(exp, eval_set), **params))
+              for eval_set in exp.queries.eval_sets for name, names, params in per_example))
 
 
 def check_queries(exp: Experiment, data) -> None:

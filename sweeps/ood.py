@@ -2,7 +2,8 @@
 question): every attack, with its threshold fitted on in-distribution shadow
 data, evaluated with the audit non-members replaced by permuted-pixel,
 scaled (x255) and natural-photo versions and by uniform noise; precision,
-recall, FPR and MMPS per set (`eval_set` column).
+recall, FPR and MMPS per set (`eval_set` column). The label-only attacks
+(augmentation, decision-boundary distance) face the same sets.
 
     python -m raymia.sweep sweeps/ood.py
 """
@@ -21,7 +22,7 @@ sweep = Sweep(
         model=ModelConfig(name="mlp", widths=(512, 512)),
         train=TrainConfig(optimizer="adam", lr=1e-3, epochs=100, batch_size=32),
         shadows=ShadowConfig(n_models=16, models_per_job=4),
-        attacks=METRIC_ATTACKS + ("nn", "top3", "lira"),
+        attacks=METRIC_ATTACKS + ("nn", "top3", "lira", "augmentation", "boundary"),
         queries=QueryConfig(eval_sets=("permuted", "scaled", "natural", "noise")),
     ),
     space={"defense": tune.grid_search([NoDefense(), L2(weight_decay=1e-2)])},

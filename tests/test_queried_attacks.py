@@ -42,7 +42,7 @@ def test_every_attack_reports_on_every_eval_set(queried):
     assert {"online_aug6", "offline_aug6"} < set(original.variant)
     for name in ("permuted", "scaled", "natural"):
         ood = attacks[attacks.eval_set == name]
-        assert set(ood.attack) == {"correctness", "lira", "augmentation"}
+        assert set(ood.variant) == set(original.variant)
         assert (ood.n_members == 60).all() and (ood.n_nonmembers == 60).all()
     counts = tables["scores"].groupby(["eval_set", "attack", "variant"]).size()
     assert (counts == 120).all()
@@ -69,7 +69,8 @@ def test_members_score_the_same_whatever_the_non_members(queried):
 def test_boundary_distances_fan_out_and_are_zero_exactly_where_misclassified(queried, digits):
     exp, tables, executor = queried
     training, boundary = executor.batches
-    assert len(training) == 3 and len(boundary) == 3 + 2 * 3  # 120 audit, 120 universe / 50
+    # 120 audit, 2 x 120 universe, 3 OOD sets of 60 non-members, in chunks of 50
+    assert len(training) == 3 and len(boundary) == 3 + 2 * 3 + 3 * 2
     assert all(j.boundary is not None and len(j.boundary.rows) <= 50 for j in boundary)
     s = tables["scores"]
     dist = s[(s.attack == "boundary") & (s.eval_set == "original")].set_index("sample_id").score
@@ -77,6 +78,23 @@ def test_boundary_distances_fan_out_and_are_zero_exactly_where_misclassified(que
                 & (s.eval_set == "original")].set_index("sample_id").score
     assert ((dist > 0) == (correct > 0)).all() and (dist > 0).any()
     assert tables["trials"].models_trained.item() == 5  # the query jobs trained nothing
+
+
+@pytest.mark.parametrize("eval_set", ["permuted", "scaled", "natural"])
+def test_boundary_distances_of_ood_non_members_are_the_targets_own(queried, eval_set):
+    """On each OOD set: the members keep their distances and the threshold its
+    value, and an OOD input is at distance 0 exactly where the target gets it wrong."""
+    _, tables, _ = queried
+    s = tables["scores"].query("eval_set in ['original', @eval_set]")
+    dist = s[s.attack == "boundary"].pivot(index=["sample_id", "is_member"],
+                                           columns="eval_set", values="score")
+    members = dist.xs(True, level="is_member")
+    np.testing.assert_array_equal(members.original, members[eval_set])
+    ood = s[(s.eval_set == eval_set) & ~s.is_member].set_index(["attack", "variant", "sample_id"])
+    d, correct = ood.score["boundary", "hsj"], ood.score["correctness", "global"]
+    assert ((d > 0) == (correct > 0)).all()
+    a = tables["attacks"].set_index(["eval_set", "attack"]).threshold
+    assert a[(eval_set, "boundary")] == a[("original", "boundary")]
 
 
 def test_label_only_attacks_run_on_a_label_only_output(digits, tmp_path):
@@ -91,11 +109,20 @@ def test_noise_attack_on_binary_tabular_data(tmp_path):
     cfg = DataConfig(name="synthetic", size=600, n_features=40, n_classes=5)
     data = load_dataset(cfg)
     exp = tiny_experiment(data=cfg, attacks=("correctness", "noise"),
-                          queries=QueryConfig(flips=(1, 4, 16), n_noise=8))
+                          queries=QueryConfig(flips=(1, 4, 16), n_noise=8,
+                                              eval_sets=("permuted", "noise")))
     load_and_check([exp])
-    attacks = run_trial(exp, data, InProcessExecutor(data), cache_dir=str(tmp_path))["attacks"]
-    noise = attacks[attacks.attack == "noise"].iloc[0]
+    tables = run_trial(exp, data, InProcessExecutor(data), cache_dir=str(tmp_path))
+    attacks = tables["attacks"].set_index(["attack", "eval_set"])
+    noise = attacks.loc[("noise", "original")]
     assert noise.variant == "global" and 0 <= noise.auc <= 1
+    for eval_set in ("permuted", "noise"):  # the flip count and threshold stay the fitted ones
+        assert attacks.threshold[("noise", eval_set)] == noise.threshold
+        scores = tables["scores"].query("attack == 'noise' and eval_set == @eval_set")
+        member = scores[scores.is_member].score.to_numpy()
+        original = tables["scores"].query("attack == 'noise' and eval_set == 'original'")
+        np.testing.assert_array_equal(member, original[original.is_member].score.to_numpy())
+        assert scores[~scores.is_member].score.between(0, 1).all()
 
 
 @pytest.mark.parametrize("exp, where, says", [
@@ -186,7 +213,8 @@ def test_an_ood_set_changes_no_decision_rule_and_no_member_score(digits, monkeyp
 
 def test_boundary_distances_do_not_depend_on_who_runs_the_chunks(digits, tmp_path):
     exp = tiny_experiment(attacks=("correctness", "boundary"),
-                          queries=QueryConfig(boundary_queries=100, boundary_chunk=50))
+                          queries=QueryConfig(boundary_queries=100, boundary_chunk=50,
+                                              eval_sets=("permuted",)))
     cached = run_trial(exp, digits, InProcessExecutor(digits), cache_dir=str(tmp_path))
     whole = run_trial(exp, digits, InProcessExecutor(digits))  # one job per model, no cache
     pick = lambda t: t["scores"].query("attack == 'boundary'").score.to_numpy()  # noqa: E731

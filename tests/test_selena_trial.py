@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from conftest import tiny_experiment
-from raymia import ConfigError, Experiment, Resources, Selena, ShadowConfig, SplitConfig
+from raymia import (ConfigError, Experiment, QueryConfig, Resources, Selena, ShadowConfig,
+                    SplitConfig)
 from raymia.data.splits import make_splits
 from raymia.defenses import selena
 from raymia.defenses.selena_defense import SoftLabels
@@ -21,8 +22,8 @@ def selena_experiment(**changes):
 
 @pytest.fixture(scope="module")
 def tables(digits, tmp_path_factory):
-    return run_trial(selena_experiment(), digits, InProcessExecutor(digits),
-                     cache_dir=str(tmp_path_factory.mktemp("m")))
+    return run_trial(selena_experiment(queries=QueryConfig(eval_sets=("scaled",))), digits,
+                     InProcessExecutor(digits), cache_dir=str(tmp_path_factory.mktemp("m")))
 
 
 def test_a_selena_trial_trains_submodels_distils_and_is_attacked(tables):
@@ -30,13 +31,29 @@ def test_a_selena_trial_trains_submodels_distils_and_is_attacked(tables):
     # 4 submodels + the distilled target + 4 shadows + the attacker's 4 submodels
     assert trial.models_trained == 13 and trial["defense.K"] == 4 and trial["defense.L"] == 2
     assert 0 <= trial.best_epoch < 15 and trial.test_acc > 0.1  # chosen on validation data
-    adaptive = tables["attacks"][tables["attacks"].attack == "selena_adaptive"]
+    attacks = tables["attacks"][tables["attacks"].eval_set == "original"]
+    adaptive = attacks[attacks.attack == "selena_adaptive"]
     assert sorted(adaptive.variant) == ["ce", "l2", "nn_both", "nn_diff"]
     assert (adaptive.n_members == 30).all() and (adaptive.n_nonmembers == 60).all()
     assert adaptive.auc.between(0, 1).all()
     scores = tables["scores"]
-    judged = scores[(scores.attack == "selena_adaptive") & (scores.variant == "ce")]
+    judged = scores[(scores.attack == "selena_adaptive") & (scores.variant == "ce")
+                    & (scores.eval_set == "original")]
     assert len(judged) == 90 and judged.is_member.sum() == 30
+
+
+def test_the_adaptive_attack_judges_out_of_distribution_non_members_by_the_same_rule(tables):
+    rows = tables["attacks"].query("attack == 'selena_adaptive'")
+    by_set = rows.set_index(["variant", "eval_set"])
+    for variant in ("ce", "l2", "nn_both", "nn_diff"):
+        assert by_set.threshold[(variant, "scaled")] == by_set.threshold[(variant, "original")]
+        assert by_set.n_nonmembers[(variant, "scaled")] == 60
+    scores = tables["scores"].query("attack == 'selena_adaptive' and variant == 'ce'")
+    wide = scores.pivot(index=["sample_id", "is_member"], columns="eval_set", values="score")
+    members = wide.xs(True, level="is_member")
+    np.testing.assert_array_equal(members.original, members.scaled)
+    others = wide.xs(False, level="is_member")
+    assert (others.original != others.scaled).mean() > 0.9  # x255 inputs: other outputs
 
 
 def test_the_distilled_model_trains_on_split_ai_soft_labels(digits):
@@ -57,6 +74,28 @@ def test_the_distilled_model_trains_on_split_ai_soft_labels(digits):
         np.testing.assert_allclose(soft[i], probs[excluded[i], i].mean(0), rtol=1e-5)
     for k, job_k in enumerate(sum([list(j.train_indices) for j in plan.jobs], [])):
         assert set(job_k) == set(splits.members[~excluded[:, k]])
+
+
+def test_the_attackers_split_ai_answers_ood_inputs_by_their_own_hash(digits):
+    from types import SimpleNamespace
+
+    from scipy.special import softmax
+
+    from raymia.adaptive import REFERENCE, Attacker
+    from raymia.data.ood import make_ood
+
+    exp = selena_experiment(queries=QueryConfig(eval_sets=("scaled",)))
+    splits = make_splits(len(digits), exp.split, exp.shadows.n_models, exp.seed)
+    attacker = Attacker(exp, splits, make_jobs(exp, splits)[0])
+    results = InProcessExecutor(digits).run(attacker.jobs)
+    target = SimpleNamespace(queries={REFERENCE: np.zeros((1, 1, len(splits.shadow_holdout), 10))})
+    probs = attacker.signals(digits, results, target)["ood_shadow_probs"]["ood/scaled"]
+    x, _ = make_ood("scaled", digits, splits.nonmembers, derive_seed(exp.seed, "ood/scaled"))
+    answers = np.concatenate([r.queries["ood/scaled"][:, 0] for r in results])  # (K, n, C)
+    soft = softmax(answers.astype(np.float64), axis=-1)
+    for i in range(len(x)):
+        chosen = selena.query_submodels(x[i:i + 1], attacker.K, attacker.L, attacker.seed)[0]
+        np.testing.assert_allclose(probs[i], soft[chosen, i].mean(0), rtol=1e-6)
 
 
 def test_soft_label_hook_looks_up_each_batch_by_sample_id():

@@ -27,9 +27,6 @@ ATTACKS["noise"] = lambda inputs, cfg: label_only.noise(inputs)
 ATTACKS["boundary"] = lambda inputs, cfg: label_only.boundary(inputs)
 #: attacks that use the predicted label only (allowed on a label-only output defense)
 LABEL_ONLY_ATTACKS = ("correctness", "augmentation", "noise", "boundary")
-#: attacks evaluated on the original audit set only (their queries are not built
-#: for out-of-distribution sets)
-ORIGINAL_ONLY = ("noise", "boundary", "selena_adaptive")
 #: the default attack list: the metric attacks; the others are asked for by name
 DEFAULT_ATTACKS = tuple(METRICS)
 
@@ -40,4 +37,4 @@ def run_attacks(names, inputs: AttackInputs, cfg=None) -> list[AttackOutput]:
     return [out for name in names for out in ATTACKS[name](inputs, cfg or ReferenceConfig())]
 
 
-__all__ = ["ATTACKS", "LABEL_ONLY_ATTACKS", "ORIGINAL_ONLY", "AttackInputs", "AttackOutput", "run_attacks"]
+__all__ = ["ATTACKS", "LABEL_ONLY_ATTACKS", "AttackInputs", "AttackOutput", "run_attacks"]

@@ -114,8 +114,9 @@ class TargetPlan:
 
 
 def submodel_jobs(K: int, template, members, excluded, role: str, seed: int,
-                  per_job: int, eval_ids: np.ndarray) -> list:
-    """Jobs training K Split-AI submodels (`per_job` each) like `template`, undefended."""
+                  per_job: int, eval_ids: np.ndarray, query_sets: tuple = ()) -> list:
+    """Jobs training K Split-AI submodels (`per_job` each) like `template`,
+    undefended, answering `eval_ids` and `query_sets`."""
     from raymia.defenses.none import NoDefense
     from raymia.defenses.posthoc import NoOutput
 
@@ -126,7 +127,8 @@ def submodel_jobs(K: int, template, members, excluded, role: str, seed: int,
         jobs.append(dataclasses.replace(
             template, role=role, first_index=first, train_indices=tuple(sets[k] for k in ks),
             seeds=tuple(derive_seed(seed, role, k) for k in ks), defense=NoDefense(),
-            eval_indices=eval_ids, holdout_indices=(), output=NoOutput(), query_sets=()))
+            eval_indices=eval_ids, holdout_indices=(), output=NoOutput(),
+            query_sets=query_sets))
     return jobs
 
 

@@ -33,13 +33,15 @@ class QuerySet:
 @dataclass(frozen=True)
 class BoundaryQuery:
     """Label-only distances to the decision boundary (raymia.attacks.boundary) of
-    the job's first `n_models` models, for sample ids `rows`."""
+    the job's first `n_models` models, for sample ids `rows`; with `inputs`,
+    for positions `rows` of the examples (x, y) = inputs(data) (an OOD set)."""
 
     rows: np.ndarray
     n_models: int
     max_queries: int = 1000
     seed: int = 0
     chunk: int = 100  # rows per batch of the search; chunk i draws with seed + i * chunk
+    inputs: Callable[[Dataset], tuple[np.ndarray, np.ndarray]] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -207,11 +209,15 @@ def _answer_rows(answer, x: torch.Tensor, rows: np.ndarray, n_classes: int,
 
 
 def _boundary(labels, x, y, data: Dataset, query: BoundaryQuery) -> np.ndarray:
-    """Distances of x[query.rows] to the boundary of the label oracle `labels`,
-    chunk by chunk (the same draws whether a job holds one chunk or all)."""
+    """Distances of x[query.rows] (or of the query's own inputs) to the boundary
+    of the label oracle `labels`, chunk by chunk (the same draws whether a job
+    holds one chunk or all), every query inside the box of the data and them."""
     from raymia.attacks.boundary import boundary_distance
 
     bounds = (float(data.x.min()), float(data.x.max()))
+    if query.inputs is not None:
+        x, y = (torch.as_tensor(a).to(x.device) for a in query.inputs(data))
+        bounds = (min(bounds[0], float(x.min())), max(bounds[1], float(x.max())))
     out = []
     for start in range(0, len(query.rows), query.chunk):
         rows = torch.as_tensor(query.rows[start:start + query.chunk], device=x.device)
