@@ -42,7 +42,7 @@ def original_inputs(splits: Splits, labels_u: np.ndarray, target: JobResult,
     return AttackInputs(
         target_u[:n_audit], labels_u[:n_audit], np.concatenate([r.logits for r in shadows]),
         labels_u, splits.keep, target_u[n_audit:],
-        target_queries={k: target.queries[k][0][:, :n_audit] for k in queries},
+        target_queries={k: target.queries[k][0] for k in queries},  # the audit set's
         shadow_queries={k: _stack(shadows, k) for k in queries},
         target_boundary=boundary[0], shadow_boundary=boundary[1], extra=extra or {})
 

@@ -47,13 +47,16 @@ def make_jobs(exp: Experiment, splits: Splits, cache_dir: str | None = None,
     held-out data is the validation split; the shadow models' is the
     attacker's held-out split, outside the universe the attacks are fitted on.
     With `cache_dir`, jobs load models already trained there instead of training them.
-    Every model also answers the trial's extra queries (raymia.queries) for data of `kind`."""
+    Every model also answers the trial's extra queries (raymia.queries) for data
+    of `kind`: the shadow models on the universe, where their thresholds are
+    fitted, the target on the audit set, all the attacks ask of it."""
     universe = splits.universe
     extra = query_sets(exp, kind, universe, splits.nonmembers)
     answered = np.zeros(0, np.int64) if fans_out(exp, cache_dir, len(universe)) else universe
     target = TrainJob("target", 0, (splits.members,), (derive_seed(exp.seed, "target"),),
                       exp.model, exp.train, exp.defense, answered, (splits.validation,),
-                      cache_dir=cache_dir, output=exp.output, query_sets=extra)
+                      cache_dir=cache_dir, output=exp.output,
+                      query_sets=query_sets(exp, kind, splits.audit, splits.nonmembers))
     like_target = exp.shadows.train == "like_target"
     shadow_defense = exp.defense if like_target and exp.defense.applies_to_shadows else NoDefense()
     shadow_output = exp.output if like_target and exp.output.applies_to_shadows else NoOutput()

@@ -66,6 +66,20 @@ def test_members_score_the_same_whatever_the_non_members(queried):
     assert (by_set.nunique(axis=1) == 1).all()
 
 
+def test_the_target_answers_the_queries_of_the_audit_set_only(queried, digits):
+    from raymia.data.splits import make_splits
+
+    exp, _, executor = queried
+    splits = make_splits(len(digits), exp.split, exp.shadows.n_models, exp.seed)
+    target, *shadows = executor.batches[0]
+    rows = {q.name: q.rows for q in target.query_sets}
+    np.testing.assert_array_equal(rows["aug"], splits.audit)
+    np.testing.assert_array_equal(rows["ood/scaled/aug"], splits.nonmembers)
+    for job in shadows:  # their thresholds are fitted on the whole universe
+        np.testing.assert_array_equal({q.name: q.rows for q in job.query_sets}["aug"],
+                                      splits.universe)
+
+
 def test_boundary_distances_fan_out_and_are_zero_exactly_where_misclassified(queried, digits):
     exp, tables, executor = queried
     training, boundary = executor.batches
