@@ -134,3 +134,24 @@ def test_memguard_answers_fan_out_in_chunks_with_the_same_result(digits, tmp_pat
     chunks = executor.batches[-1]
     assert [len(j.eval_indices) for j in chunks] == [50, 50, 20]  # 120 audit examples
     np.testing.assert_array_equal(fanned["scores"].score, whole["scores"].score)
+
+
+def test_memguard_fits_its_classifier_once_per_model_with_the_cache(digits, tmp_path,
+                                                                     monkeypatch):
+    """The target's job and its three chunk jobs share one classifier, as do reruns;
+    the classifier's source is part of its key."""
+    from raymia.defenses import memguard as mechanism
+
+    fits = []
+    original = mechanism.train_defender_classifier
+    monkeypatch.setattr(mechanism, "train_defender_classifier",
+                        lambda *a, **k: fits.append(1) or original(*a, **k))
+    exp = tiny_experiment(split=HELD_OUT, output=MemGuard(chunk=50))
+    first = run_trial(exp, digits, InProcessExecutor(digits), cache_dir=str(tmp_path))
+    assert len(fits) == 1 + exp.shadows.n_models  # the target's, then each shadow's own
+    again = run_trial(exp, digits, InProcessExecutor(digits), cache_dir=str(tmp_path))
+    assert len(fits) == 1 + exp.shadows.n_models
+    np.testing.assert_array_equal(first["scores"].score, again["scores"].score)
+    monkeypatch.setattr("raymia.defenses.posthoc.source_hash", lambda module: "edited")
+    run_trial(exp, digits, InProcessExecutor(digits), cache_dir=str(tmp_path))
+    assert len(fits) == 2 * (1 + exp.shadows.n_models)

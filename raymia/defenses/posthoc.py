@@ -13,8 +13,11 @@ shares it across an output-defense sweep.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, ClassVar
 
 import numpy as np
@@ -28,6 +31,11 @@ from raymia.train.loop import predict_logits
 Release = Callable[[torch.Tensor, np.ndarray, np.ndarray], np.ndarray]
 
 
+@functools.cache
+def source_hash(module) -> str:
+    return hashlib.sha256(Path(module.__file__).read_bytes()).hexdigest()
+
+
 @dataclass(eq=False)
 class FitContext:
     """One trained model and the data its defender may use."""
@@ -39,9 +47,30 @@ class FitContext:
     holdout_idx: np.ndarray  # the defender's held-out data (split.n_validation)
     seed: int
     stats: dict = field(default_factory=dict)  # what fitting chose, for the trials table
+    cache: object = None  # the model cache the model came from (raymia.train.cache), or None
+    model_key: str = ""  # the model's key there
 
     def logits(self, rows: np.ndarray) -> np.ndarray:
         return predict_logits(self.model, self.x, rows)
+
+    def fitted(self, part: str, build: Callable[[], torch.nn.Module],
+               fit: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+        """A module the defense fits on this model (deterministically), kept in the
+        model cache beside the model under `part` (which names everything else it
+        depends on): fitted once, then loaded into `build()` by every job that
+        answers for the model (e.g. the chunks of a fanned-out audit), or fitted
+        while another worker fits it is waited for."""
+        if self.cache is None:
+            return fit()
+        key = hashlib.sha256(f"{self.model_key}|{part}".encode()).hexdigest()
+        with self.cache.claim(key, torch.device("cpu")) as entry:
+            if entry is not None:
+                module = build()
+                module.load_state_dict(entry["state_dict"])
+                return module.eval()
+            module = fit()
+            self.cache.save(key, module, float("nan"), 0, {})
+            return module
 
 
 class OutputDefense:
@@ -212,10 +241,16 @@ class MemGuard(OutputDefense):
         check(self.max_iter >= 1, "max_iter", f"must be >= 1, got {self.max_iter}")
 
     def fit(self, ctx):
-        from raymia.defenses.memguard import memguard, train_defender_classifier
+        from raymia.defenses import memguard as mechanism
+        from raymia.defenses.memguard import DefenderClassifier, memguard
 
-        clf = train_defender_classifier(ctx.logits(ctx.train_idx), ctx.logits(ctx.holdout_idx),
-                                        ctx.seed, self.classifier_epochs)
+        n_classes = ctx.logits(ctx.holdout_idx[:1]).shape[1]
+        clf = ctx.fitted(  # the classifier's code is part of its key
+            f"memguard|{self.classifier_epochs}|{source_hash(mechanism)}",
+            lambda: DefenderClassifier(n_classes),
+            lambda: mechanism.train_defender_classifier(
+                ctx.logits(ctx.train_idx), ctx.logits(ctx.holdout_idx), ctx.seed,
+                self.classifier_epochs))
         return lambda inputs, logits, ids: memguard(
             logits, clf, epsilon=self.epsilon, seed=ctx.seed, row_ids=ids,
             max_iter=self.max_iter)

@@ -114,8 +114,10 @@ def run_job(job: TrainJob, data: Dataset, node: str | None = None) -> JobResult:
     for i, (train_idx, holdout_idx, seed) in enumerate(zip(job.train_indices, holdouts,
                                                            job.seeds)):
         context = HookContext(x, y, data.n_classes, train_idx, holdout_idx, seed)
-        model, log, acc, was_cached = _trained(job, data, defense, context, device, cache)
-        answer, released_stats = _answerer(model, output, context)
+        key = model_key(fingerprint(data), train_idx, holdout_idx, seed, job.model, job.train,
+                        defense, device) if cache else ""
+        model, log, acc, was_cached = _trained(job, data, defense, context, device, cache, key)
+        answer, released_stats = _answerer(model, output, context, cache, key)
         logits.append(_answer_rows(answer, x, job.eval_indices, data.n_classes))
         for q in job.query_sets:  # the same inputs for every model of the job
             queries[q.name].append(np.stack([answer(batch.to(device), q.rows)
@@ -136,13 +138,12 @@ def run_job(job: TrainJob, data: Dataset, node: str | None = None) -> JobResult:
         boundary=np.stack(distances) if distances else None)
 
 
-def _trained(job: TrainJob, data: Dataset, defense, context: HookContext, device, cache):
+def _trained(job: TrainJob, data: Dataset, defense, context: HookContext, device, cache,
+             key: str):
     """(model, TrainLog, train accuracy, from the cache?): trained here, or loaded
     (waiting while another worker trains the same model)."""
     if cache is None:
         return (*_train(job, data, defense, context, device), False)
-    key = model_key(fingerprint(data), context.train_idx, context.holdout_idx, context.seed,
-                    job.model, job.train, defense, device)
     with cache.claim(key, device) as entry:
         if entry is not None:
             return (*_restore(job, data, defense, context, device, entry), True)
@@ -176,10 +177,11 @@ def _restore(job: TrainJob, data: Dataset, defense, context: HookContext, device
     return model.to(device), log, entry["train_acc"]
 
 
-def _answerer(model, output, context: HookContext):
+def _answerer(model, output, context: HookContext, cache=None, key: str = ""):
     """(answer, stats): answer(inputs (n, ...), sample ids (n,)) -> (n, C) float32,
     the model's logits or what its output defense releases (as log-probabilities);
-    stats: what fitting the output defense reported (e.g. a fitted temperature)."""
+    stats: what fitting the output defense reported (e.g. a fitted temperature).
+    The defense may keep what it fits in the model's `cache`, beside `key`."""
     from raymia.defenses import NoOutput
     from raymia.defenses.outputs import as_logits
     from raymia.defenses.posthoc import FitContext
@@ -187,7 +189,7 @@ def _answerer(model, output, context: HookContext):
     if isinstance(output, NoOutput):
         return (lambda inputs, ids: predict_inputs(model, inputs)), {}
     ctx = FitContext(model, context.x, context.y, context.train_idx, context.holdout_idx,
-                     context.seed)
+                     context.seed, cache=cache, model_key=key)
     release = output.fit(ctx)
 
     def answer(inputs, ids):
