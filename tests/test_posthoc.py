@@ -155,3 +155,36 @@ def test_memguard_fits_its_classifier_once_per_model_with_the_cache(digits, tmp_
     monkeypatch.setattr("raymia.defenses.posthoc.source_hash", lambda module: "edited")
     run_trial(exp, digits, InProcessExecutor(digits), cache_dir=str(tmp_path))
     assert len(fits) == 2 * (1 + exp.shadows.n_models)
+
+
+def test_memguard_keys_each_query_by_its_bytes(digits):
+    """Asked twice (under any sample id) a query gets the same answer; distinct
+    inputs under one sample id (augmented copies) draw their own coins."""
+    import torch
+
+    from raymia.config import ModelConfig
+    from raymia.defenses.posthoc import FitContext
+    from raymia.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="mlp", widths=(64,)), digits.input_shape, 10)
+    x, y = torch.from_numpy(digits.x), torch.from_numpy(digits.y)
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(200):  # confident on its 100 members
+        loss = torch.nn.functional.cross_entropy(model(x[:100]), y[:100])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    ctx = FitContext(model.eval(), x, y, np.arange(100), np.arange(100, 200), seed=3)
+    release = MemGuard(epsilon=0.1, classifier_epochs=20, max_iter=50).fit(ctx)
+    inputs = torch.cat([x[200:300], x[200:300]])
+    with torch.no_grad():
+        logits = model(inputs).numpy()
+    twice = release(inputs, logits, np.arange(200))  # one query, two sample ids
+    np.testing.assert_array_equal(twice[:100], twice[100:])
+    probs = np.exp(logits[:100] - logits[:100].max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    noisy = np.abs(twice[:100] - probs).sum(1) > 1e-4
+    assert 10 < noisy.sum() < 90  # a small budget: the coin releases some noise, not all
+    copies = release(inputs[:100] + 1e-3, logits[:100], np.arange(100))  # same ids, new bytes
+    assert (noisy != (np.abs(copies - probs).sum(1) > 1e-4)).any()

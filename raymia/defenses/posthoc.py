@@ -25,7 +25,10 @@ import torch
 
 from raymia.config import ConfigError, check, check_choice
 from raymia.defenses import outputs
+from raymia.seeding import input_hashes
 from raymia.train.loop import predict_logits
+
+MEMGUARD_PERSON = b"raymia.memguard"  # blake2b personalisation of MemGuard's query keys
 
 #: release(inputs (n, ...) tensor, logits (n, C), sample_ids (n,)) -> released (n, C)
 Release = Callable[[torch.Tensor, np.ndarray, np.ndarray], np.ndarray]
@@ -224,7 +227,8 @@ class MemGuard(OutputDefense):
     min(1, epsilon / L1 distortion) (expected distortion <= `epsilon`). With the
     model cache, the target's answers on an audit set larger than `chunk` are
     computed by query jobs of `chunk` examples each, in parallel; the result is
-    the same (each query's random draw is keyed by its sample id)."""
+    the same (each query's coin is keyed by a hash of its bytes: the same query,
+    the same answer, whoever computes it)."""
 
     name = "memguard"
     needs_holdout = True
@@ -252,8 +256,8 @@ class MemGuard(OutputDefense):
                 ctx.logits(ctx.train_idx), ctx.logits(ctx.holdout_idx), ctx.seed,
                 self.classifier_epochs))
         return lambda inputs, logits, ids: memguard(
-            logits, clf, epsilon=self.epsilon, seed=ctx.seed, row_ids=ids,
-            max_iter=self.max_iter)
+            logits, clf, epsilon=self.epsilon, seed=ctx.seed, max_iter=self.max_iter,
+            row_ids=input_hashes(inputs.detach().cpu().numpy(), ctx.seed, MEMGUARD_PERSON))
 
 
 OUTPUTS: dict[str, type[OutputDefense]] = {cls.name: cls for cls in (

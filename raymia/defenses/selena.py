@@ -45,12 +45,11 @@ there too.
 """
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from raymia.attacks.thresholds import best_threshold
 from raymia.config import ConfigError, check
+from raymia.seeding import input_hashes
 from raymia.signals import log_probs
 
 _PERSON = b"raymia.selena"  # blake2b personalization: this module's hashes only
@@ -97,26 +96,6 @@ def submodel_train_sets(train_ids: np.ndarray, excluded: np.ndarray) -> list[np.
     return [train_ids[~excluded[:, k]] for k in range(excluded.shape[1])]
 
 
-def _salt_bytes(salt: int) -> bytes:
-    return int(salt).to_bytes(16, "little", signed=True)  # blake2b takes a 16-byte salt
-
-
-def _row_hashes(x, salt: int) -> np.ndarray:
-    """(n,) uint64: a keyed blake2b of each row's bytes, the row cast to
-    contiguous float32 (what the model sees) with -0.0 -> 0.0 and one NaN, so
-    values that are equal as numbers hash alike whatever their input dtype."""
-    a = np.asarray(x)
-    if a.ndim == 0:
-        raise ValueError("queries must be an array of shape (n, ...)")
-    width = int(np.prod(a.shape[1:]))  # 1 for (n,) queries
-    rows = np.ascontiguousarray(a, dtype=np.float32).reshape(len(a), width) + np.float32(0)
-    rows = np.where(np.isnan(rows), np.float32("nan"), rows)
-    salt_b = _salt_bytes(salt)
-    digests = b"".join(hashlib.blake2b(row.tobytes(), digest_size=8, salt=salt_b,
-                                       person=_PERSON).digest() for row in rows)
-    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
-
-
 def _splitmix64(z: np.ndarray) -> np.ndarray:
     """The splitmix64 finalizer: a bijection of uint64 with good mixing."""
     with np.errstate(over="ignore"):
@@ -129,14 +108,14 @@ def query_submodels(x, K: int, L: int, salt: int) -> np.ndarray:
     """(n, L) int64, each row L distinct submodels in ascending order, for the
     queries x (n, ...): a function of the query's bytes and `salt` only.
 
-    1. h = blake2b-64 of the row (see _row_hashes) keyed by the salt;
+    1. h = blake2b-64 of the row (raymia.seeding.input_hashes) keyed by the salt;
     2. key_k = splitmix64(h + (k + 1) * golden gamma) for k < K, all distinct
        (a bijection of distinct inputs);
     3. the L submodels with the smallest keys: a uniformly random-looking
        L-subset, the same for the same query in any batch, and unrelated for a
        query that differs in one bit or under another salt."""
     check_split_params(K, L)
-    h = _row_hashes(x, salt)  # (n,)
+    h = input_hashes(x, salt, _PERSON)  # (n,)
     with np.errstate(over="ignore"):
         z = h[:, None] + np.arange(1, K + 1, dtype=np.uint64) * _GAMMA  # (n, K)
     keys = _splitmix64(z)
