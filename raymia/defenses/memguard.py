@@ -43,8 +43,8 @@ Pure mechanisms, numpy in and out (the trial pipeline and Ray fan-out call them)
   global row ids gives the results of the whole batch. raymia's MemGuard
   output (raymia.defenses.posthoc) keys each query by a hash of its bytes: a
   repeated query gets the same answer (asking again averages nothing out),
-  and every distinct input (an augmented copy, say) its own coin. (The search runs in
-  float64 by default: batched BLAS may differ in the last bit between batch
+  and every distinct input (an augmented copy, say) its own coin. (The search
+  runs in float64 by default: batched BLAS may differ in the last bit between batch
   sizes, and in float64 such a difference flipping a stopping decision is
   vanishingly unlikely; `dtype=torch.float32` is 1.5-3x faster on CPU.)
 
