@@ -107,9 +107,9 @@ def boundary_jobs(exp: Experiment, splits: Splits, jobs: list[TrainJob],
     ("ood/<set>"), and the first `queries.boundary_models` shadow models on the
     universe ("shadow/<m>"), each in chunks of `queries.boundary_chunk`
     examples. Their models come from the cache (`cached`), so the chunks fan
-    out over the executor's workers; without a cache each model is one job
-    that trains it again (the same model on CPU; GPU kernels may differ) and
-    runs its chunks in turn. A chunk's random draws depend on its position
+    out over the executor's workers; without a cache each (model, set) is one
+    job that trains the model again (the target once more per OOD set: the
+    same model on CPU; GPU kernels may differ) and runs its chunks in turn. A chunk's random draws depend on its position
     only, so the distances are the same either way. The attacker queries
     released labels: an output defense that may move a label (laplace)
     answers the queries."""

@@ -14,8 +14,9 @@ Augmentations, by registry name (`AUGMENTATIONS`):
                            randomly chosen features flipped (0 <-> 1), seeded
 Images are (n, C, H, W); tabular data is (n, d). `queries` stacks the copies
 of the requested names in order: (n_aug, n, ...). Memory is n_aug times the
-input: callers chunk over examples (the `flip` noise then depends on the
-chunking, and is deterministic for a fixed chunking and seed).
+input: callers may chunk over examples; an example's `flip` noise depends on
+the seed and its key (its sample id, say) only, so chunks, subsets and the
+order of the rows change nothing.
 """
 from __future__ import annotations
 
@@ -25,17 +26,20 @@ from dataclasses import dataclass
 import torch
 
 from raymia.config import ConfigError, check, check_choice
+from raymia.seeding import derive_seed
 
 
 @dataclass(frozen=True)
 class QueryParams:
     """shift: the translation magnitude d; flips: features flipped per noisy
-    copy (k); n_noise: noisy copies; seed: seeds the `flip` noise."""
+    copy (k); n_noise: noisy copies; seed, keys: seed the `flip` noise of each
+    example (keys (n,) ints, default the row positions)."""
 
     shift: int = 1
     flips: int = 1
     n_noise: int = 10
     seed: int = 0
+    keys: object = None
 
 
 @dataclass(frozen=True)
@@ -71,13 +75,22 @@ def _shift(x: torch.Tensor, p: QueryParams) -> torch.Tensor:
     return torch.stack([translate(x, i, j) for i, j in shift_offsets(p.shift)])
 
 
-def flip_features(x: torch.Tensor, flips: int, n_noise: int, seed: int) -> torch.Tensor:
+def flip_features(x: torch.Tensor, flips: int, n_noise: int, seed: int,
+                  keys=None) -> torch.Tensor:
     """(n, d) binary -> (n_noise, n, d): each copy has exactly `flips` distinct
-    features flipped, chosen uniformly at random (torch generator seeded by `seed`)."""
-    gen = torch.Generator(device=x.device).manual_seed(seed)
-    keys = torch.rand((n_noise, *x.shape), generator=gen, device=x.device)
-    chosen = torch.zeros(keys.shape, dtype=torch.bool, device=x.device)
-    chosen.scatter_(-1, keys.topk(flips, dim=-1).indices, True)
+    features flipped, chosen uniformly at random; example i's choices come from
+    a torch generator seeded by (seed, keys[i]) alone (keys default: 0..n-1)."""
+    n, d = x.shape
+    keys = range(n) if keys is None else [int(k) for k in keys]
+    if len(keys) != n:
+        raise ValueError(f"keys must give one key per example ({n}), got {len(keys)}")
+    gen = torch.Generator(device=x.device)
+    draws = torch.empty((n_noise, n, d), device=x.device)
+    for i, key in enumerate(keys):
+        gen.manual_seed(derive_seed(seed, "flip", key))
+        draws[:, i] = torch.rand((n_noise, d), generator=gen, device=x.device)
+    chosen = torch.zeros(draws.shape, dtype=torch.bool, device=x.device)
+    chosen.scatter_(-1, draws.topk(flips, dim=-1).indices, True)
     return torch.where(chosen, 1 - x, x)
 
 
@@ -85,7 +98,7 @@ AUGMENTATIONS: dict[str, Augmentation] = {
     "identity": Augmentation(lambda x, p: x[None], lambda p: 1, "any"),
     "hflip": Augmentation(lambda x, p: x.flip(-1)[None], lambda p: 1, "image"),
     "shift": Augmentation(_shift, lambda p: 4 * p.shift, "image"),
-    "flip": Augmentation(lambda x, p: flip_features(x, p.flips, p.n_noise, p.seed),
+    "flip": Augmentation(lambda x, p: flip_features(x, p.flips, p.n_noise, p.seed, p.keys),
                          lambda p: p.n_noise, "binary"),
 }
 #: the per-example input rank each kind of data needs
@@ -101,11 +114,11 @@ def n_queries(names: Sequence[str], **params) -> int:
 
 
 def queries(x, names: Sequence[str], *, shift: int = 1, flips: int = 1, n_noise: int = 10,
-            seed: int = 0) -> torch.Tensor:
+            seed: int = 0, keys=None) -> torch.Tensor:
     """Augmented copies of x (n, ...) stacked as (n_aug, n, ...), the names' copies
     in order (see the module docstring); deterministic given the arguments."""
     x = torch.as_tensor(x)
-    p = QueryParams(shift, flips, n_noise, seed)
+    p = QueryParams(shift, flips, n_noise, seed, keys)
     check_augmentations(names, tuple(x.shape[1:]), "augmentations", shift=shift, flips=flips,
                         n_noise=n_noise)
     return torch.cat([AUGMENTATIONS[name].apply(x, p) for name in names])

@@ -1,16 +1,17 @@
 """The extra queries a trial's models answer, decided by its attacks and eval sets.
 
-  "aug"             identity + `queries.augmentations` of every universe example
-                    (images; LiRA's augmented variants, the augmentation attack)
+  "aug"             identity + `queries.augmentations` of every example asked
+                    about (images; LiRA's augmented variants, the augmentation attack)
   "noise/<k>"       `queries.n_noise` copies with k features flipped (binary data;
                     the noise attack), one query set per k in `queries.flips`
   "ood/<set>"       the out-of-distribution set built from the audit non-members
   "ood/<set>/aug", "ood/<set>/noise/<k>"
-                    the same queries of the OOD set (when asked for on the universe)
+                    the same queries of the OOD set (when asked for at all)
 
-Every model of a trial answers the same inputs (target and shadows), built in
-the job from sample ids by picklable functions, so no copies of the data
-travel. Noise and out-of-distribution draws derive from the trial's seed.
+Every model of a trial answers the same inputs for an example (the shadow
+models on the universe, the target on the audit set), built in the job from
+sample ids by picklable functions, so no copies of the data travel. Noise and
+out-of-distribution draws derive from the trial's seed (noise per sample id).
 """
 from __future__ import annotations
 
@@ -52,9 +53,11 @@ def ood_data(exp: Experiment, data, rows: np.ndarray, eval_set: str):
 
 def _inputs(data, rows, names=(), eval_set=None, ood_seed=0, **params):
     """The examples `rows` (or the OOD set built from them), as one query
-    (1, n, ...) or through the augmentations `names` (raymia.augment.queries)."""
+    (1, n, ...) or through the augmentations `names` (raymia.augment.queries;
+    an example's random flips are keyed by its sample id, so every model sees
+    the same noisy copies of it, whichever rows its job asks about)."""
     x = data.x[rows] if eval_set is None else make_ood(eval_set, data, rows, ood_seed)[0]
-    return queries(x, names, **params) if names else x[None]
+    return queries(x, names, keys=rows, **params) if names else x[None]
 
 
 def _per_example(exp: Experiment, kind: str) -> list[tuple[str, tuple, dict]]:
@@ -90,8 +93,15 @@ def query_sets(exp: Experiment, kind: str, universe: np.ndarray,
               for name, names, params in per_example),
             *ood_query_sets(exp, nonmembers),
             *(QuerySet(f"{ood_name(eval_set)}/{name}", nonmembers,
-                       partial(_inputs, names=names, **_ood(exp, eval_set), **params))
+                       partial(_inputs, names=names, **_ood(exp, eval_set),
+                               **_own_noise(params, eval_set)))
               for eval_set in exp.queries.eval_sets for name, names, params in per_example))
+
+
+def _own_noise(params: dict, eval_set: str) -> dict:
+    """An OOD set's noisy copies draw apart from those of the examples it was built from."""
+    return {**params, "seed": derive_seed(params["seed"], f"ood/{eval_set}")} \
+        if "seed" in params else params
 
 
 def check_queries(exp: Experiment, data) -> None:

@@ -107,6 +107,20 @@ def test_flip_seeds_differ_and_features_are_spread():
     assert (per_feature - 0.1).abs().max() < 0.03
 
 
+def test_an_examples_flips_depend_on_its_key_alone():
+    """The same example gets the same noisy copies whatever else is in the batch,
+    so a target asked about the audit set and a shadow asked about the universe
+    see the same queries; distinct keys draw apart."""
+    x = torch.randint(0, 2, (50, 30), generator=torch.Generator().manual_seed(0)).float()
+    whole = queries(x, ["flip"], flips=3, n_noise=4, seed=7, keys=np.arange(100, 150))
+    part = queries(x[[9, 2, 40]], ["flip"], flips=3, n_noise=4, seed=7, keys=[109, 102, 140])
+    assert torch.equal(part, whole[:, [9, 2, 40]])
+    same_x = queries(x[[0, 0]], ["flip"], flips=3, n_noise=4, seed=7, keys=[1, 2])
+    assert not torch.equal(same_x[:, 0], same_x[:, 1])
+    with pytest.raises(ValueError, match="one key per example"):
+        queries(x, ["flip"], keys=[1, 2])
+
+
 def test_unknown_augmentation_is_a_config_error_naming_it():
     with pytest.raises(ConfigError, match="rotate") as err:
         queries(torch.zeros(1, 1, 4, 4), ["identity", "rotate"])

@@ -1,5 +1,7 @@
 """Attacks that need more than the plain outputs: augmented LiRA, the label-only
 attacks, and out-of-distribution evaluation sets, in whole trials."""
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy.stats import norm
@@ -136,7 +138,34 @@ def test_noise_attack_on_binary_tabular_data(tmp_path):
         member = scores[scores.is_member].score.to_numpy()
         original = tables["scores"].query("attack == 'noise' and eval_set == 'original'")
         np.testing.assert_array_equal(member, original[original.is_member].score.to_numpy())
-        assert scores[~scores.is_member].score.between(0, 1).all()
+        ood = scores[~scores.is_member].score.to_numpy()  # the OOD inputs' own noisy copies
+        assert (ood != original[~original.is_member].score.to_numpy()).any()
+
+
+def test_target_and_shadows_ask_the_same_noisy_copies_of_an_example():
+    import torch
+
+    from raymia.data.ood import make_ood
+    from raymia.data.splits import make_splits
+    from raymia.experiment import make_jobs
+    from raymia.seeding import derive_seed
+
+    cfg = DataConfig(name="synthetic", size=600, n_features=40, n_classes=5)
+    data = load_dataset(cfg)
+    exp = tiny_experiment(data=cfg, attacks=("noise",),
+                          queries=QueryConfig(flips=(2,), n_noise=3, eval_sets=("permuted",)))
+    splits = make_splits(len(data), exp.split, exp.shadows.n_models, exp.seed)
+    target, shadow = make_jobs(exp, splits, None, data.kind)[:2]
+    asked = [{q.name: q.make(data, q.rows) for q in job.query_sets} for job in (target, shadow)]
+    n_audit, n_m = len(splits.audit), len(splits.members)
+    assert asked[0]["noise/2"].shape[1] == n_audit  # the target: the audit set only
+    assert torch.equal(asked[0]["noise/2"], asked[1]["noise/2"][:, :n_audit])
+    # an OOD example's flips are its own, not those of the non-member it was built from
+    x_ood = torch.as_tensor(make_ood("permuted", data, splits.nonmembers,
+                                     derive_seed(exp.seed, "ood/permuted"))[0])
+    ood_flips = asked[0]["ood/permuted/noise/2"] != x_ood
+    flips = asked[0]["noise/2"][:, n_m:] != torch.as_tensor(data.x[splits.nonmembers])
+    assert not torch.equal(ood_flips, flips)
 
 
 @pytest.mark.parametrize("exp, where, says", [
@@ -223,6 +252,22 @@ def test_an_ood_set_changes_no_decision_rule_and_no_member_score(digits, monkeyp
     for key, b in before.items():
         np.testing.assert_allclose(after[key].scores[:60], b.scores[:60], err_msg=str(key))
         np.testing.assert_equal(after[key].threshold, b.threshold)
+    # the target's boundary distances and the adaptive attacker's Split-AI on the OOD
+    # set take the non-members' places; no shadow distance is made up for it
+    u = base.keep.shape[1]
+    adaptive = {"shadow_probs": np.arange(120.0)[:, None],
+                "ood_shadow_probs": {"ood/permuted": -np.arange(60.0)[:, None]}}
+    with_extra = dataclasses.replace(base, extra={"selena_adaptive": adaptive},
+                                     target_boundary=np.arange(120.0),
+                                     shadow_boundary=np.ones((2, u)))
+    spliced = audit.ood_inputs(exp, digits, splits, with_extra, target, shadows, "permuted",
+                               boundary=-np.arange(1.0, 61.0))
+    np.testing.assert_array_equal(spliced.extra["selena_adaptive"]["shadow_probs"][:, 0],
+                                  np.r_[np.arange(60.0), -np.arange(60.0)])
+    np.testing.assert_array_equal(spliced.target_boundary,
+                                  np.r_[np.arange(60.0), -np.arange(1.0, 61.0)])
+    made_up = np.isnan(spliced.shadow_boundary)
+    assert made_up.shape == (2, u + 60) and (made_up == ~spliced.fit_columns).all()
 
 
 def test_boundary_distances_do_not_depend_on_who_runs_the_chunks(digits, tmp_path):

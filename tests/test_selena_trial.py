@@ -46,8 +46,9 @@ def test_the_adaptive_attack_judges_out_of_distribution_non_members_by_the_same_
     rows = tables["attacks"].query("attack == 'selena_adaptive'")
     by_set = rows.set_index(["variant", "eval_set"])
     for variant in ("ce", "l2", "nn_both", "nn_diff"):
-        assert by_set.threshold[(variant, "scaled")] == by_set.threshold[(variant, "original")]
         assert by_set.n_nonmembers[(variant, "scaled")] == 60
+    for variant in ("ce", "l2"):  # fitted on the attacker's data, never on the OOD set
+        assert by_set.threshold[(variant, "scaled")] == by_set.threshold[(variant, "original")]
     scores = tables["scores"].query("attack == 'selena_adaptive' and variant == 'ce'")
     wide = scores.pivot(index=["sample_id", "is_member"], columns="eval_set", values="score")
     members = wide.xs(True, level="is_member")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, ClassVar
@@ -249,8 +250,9 @@ class MemGuard(OutputDefense):
         from raymia.defenses.memguard import DefenderClassifier, memguard
 
         n_classes = ctx.logits(ctx.holdout_idx[:1]).shape[1]
-        clf = ctx.fitted(  # the classifier's code is part of its key
-            f"memguard|{self.classifier_epochs}|{source_hash(mechanism)}",
+        clf = ctx.fitted(  # the code that fits the classifier is part of its key
+            f"memguard|{self.classifier_epochs}|{source_hash(mechanism)}|"
+            f"{source_hash(sys.modules[__name__])}",
             lambda: DefenderClassifier(n_classes),
             lambda: mechanism.train_defender_classifier(
                 ctx.logits(ctx.train_idx), ctx.logits(ctx.holdout_idx), ctx.seed,
