@@ -16,7 +16,6 @@ import numpy as np
 
 from raymia.attacks import AttackInputs
 from raymia.config import Experiment
-from raymia.data.ood import make_ood
 from raymia.data.splits import Splits
 from raymia.queries import AUG, ood_data, ood_name
 from raymia.seeding import derive_seed
@@ -122,8 +121,7 @@ def boundary_jobs(exp: Experiment, splits: Splits, jobs: list[TrainJob],
         job = next(j for j in shadow_jobs if j.first_index <= m < j.first_index + len(j.seeds))
         models.append((f"shadow/{m}", job, m - job.first_index, splits.universe, None))
     for eval_set in q.eval_sets:  # positions into the OOD set its builder returns
-        build = partial(make_ood, eval_set, rows=splits.nonmembers,
-                        seed=derive_seed(exp.seed, f"ood/{eval_set}"))
+        build = partial(ood_data, exp, rows=splits.nonmembers, eval_set=eval_set)
         models.append((ood_name(eval_set), jobs[0], 0, np.arange(len(splits.nonmembers)), build))
     out, labels = [], []
     for label, job, i, rows, build in models:

@@ -48,7 +48,11 @@ def wants_augmented(exp: Experiment, kind: str) -> bool:
 
 def ood_data(exp: Experiment, data, rows: np.ndarray, eval_set: str):
     """(x, y) of an out-of-distribution set built from sample ids `rows`."""
-    return make_ood(eval_set, data, rows, derive_seed(exp.seed, f"ood/{eval_set}"))
+    return make_ood(eval_set, data, rows, ood_seed(exp, eval_set))
+
+
+def ood_seed(exp: Experiment, eval_set: str) -> int:
+    return derive_seed(exp.seed, f"ood/{eval_set}")
 
 
 def _inputs(data, rows, names=(), eval_set=None, ood_seed=0, **params):
@@ -73,7 +77,7 @@ def _per_example(exp: Experiment, kind: str) -> list[tuple[str, tuple, dict]]:
 
 
 def _ood(exp: Experiment, eval_set: str) -> dict:
-    return {"eval_set": eval_set, "ood_seed": derive_seed(exp.seed, f"ood/{eval_set}")}
+    return {"eval_set": eval_set, "ood_seed": ood_seed(exp, eval_set)}
 
 
 def ood_query_sets(exp: Experiment, nonmembers: np.ndarray) -> tuple[QuerySet, ...]:
@@ -82,14 +86,15 @@ def ood_query_sets(exp: Experiment, nonmembers: np.ndarray) -> tuple[QuerySet, .
                  for eval_set in exp.queries.eval_sets)
 
 
-def query_sets(exp: Experiment, kind: str, universe: np.ndarray,
+def query_sets(exp: Experiment, kind: str, asked: np.ndarray,
                nonmembers: np.ndarray) -> tuple[QuerySet, ...]:
-    """What every model of the trial answers beyond its logits on the universe:
-    the per-example queries on the universe, and for each OOD set its plain
-    inputs and the same per-example queries of them (the attacker's procedure
-    unchanged, whatever it is handed; a flip maps a feature v to 1 - v)."""
+    """What a model of the trial answers beyond its logits: the per-example
+    queries of the examples `asked` (a shadow model: the universe; the target:
+    the audit set), and for each OOD set its plain inputs and the same
+    per-example queries of them (the attacker's procedure unchanged, whatever
+    it is handed; a flip maps a feature v to 1 - v)."""
     per_example = _per_example(exp, kind)
-    return (*(QuerySet(name, universe, partial(_inputs, names=names, **params))
+    return (*(QuerySet(name, asked, partial(_inputs, names=names, **params))
               for name, names, params in per_example),
             *ood_query_sets(exp, nonmembers),
             *(QuerySet(f"{ood_name(eval_set)}/{name}", nonmembers,
