@@ -1,7 +1,7 @@
 """raymia: membership inference attacks and defenses as experiments at scale, on Ray."""
 __version__ = "0.1.0"
 
-from raymia.config import (ConfigError, DataConfig, Experiment, ModelConfig,  # noqa: E402
+from raymia.config import (ConfigError, DataConfig, EvaluationConfig, Experiment, ModelConfig,  # noqa: E402
                            QueryConfig, ReferenceConfig, Resources, ShadowConfig, SplitConfig, Sweep,
                            TrainConfig)
 from raymia.defenses import (DPSGD, L2, AdvReg, EarlyStopping, LabelOnly,  # noqa: E402
@@ -9,7 +9,7 @@ from raymia.defenses import (DPSGD, L2, AdvReg, EarlyStopping, LabelOnly,  # noq
                              Rounding, Selena, Temperature, TopK)
 from raymia.results import read_results  # noqa: E402
 
-__all__ = ["DPSGD", "AdvReg", "ConfigError", "DataConfig", "EarlyStopping", "Experiment", "L2",
+__all__ = ["DPSGD", "AdvReg", "ConfigError", "DataConfig", "EarlyStopping", "EvaluationConfig", "Experiment", "L2",
            "LabelOnly", "LabelSmoothing", "Laplace", "MemGuard", "MixupMMD", "ModelConfig",
            "NoDefense", "NoOutput", "QueryConfig", "ReferenceConfig", "Rounding", "Selena", "Temperature", "TopK",
            "Resources", "ShadowConfig", "SplitConfig", "Sweep", "TrainConfig",

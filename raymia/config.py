@@ -214,8 +214,30 @@ class QueryConfig:
               f"names a set twice: {self.eval_sets}")
 
 
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """How the attacks' figures are judged (raymia.intervals, raymia.choice).
+
+    n_resamples: bootstrap resamples behind each figure's interval, and label
+        permutations behind the null band; confidence: their level.
+    choice_rounds: shadow models that in turn play the target (the others its
+        shadow models) when the attacker picks its attack without the
+        target's membership labels: the first min(choice_rounds, n_models)."""
+
+    n_resamples: int = 1000
+    confidence: float = 0.95
+    choice_rounds: int = 8
+
+    def __post_init__(self):
+        check(self.n_resamples >= 100, "n_resamples", f"must be >= 100, got {self.n_resamples}")
+        check(0.5 <= self.confidence < 1, "confidence",
+              f"must be in [0.5, 1), got {self.confidence}")
+        check(self.choice_rounds >= 1, "choice_rounds",
+              f"must be >= 1, got {self.choice_rounds}")
+
+
 #: Experiment fields added after the first release (see Experiment.trial_id)
-LATER_SECTIONS = ("output", "queries")
+LATER_SECTIONS = ("output", "queries", "evaluation")
 
 
 def _default_defense():
@@ -245,6 +267,7 @@ class Experiment:
     attacks: tuple[str, ...] = field(default_factory=_default_attacks)
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     queries: QueryConfig = field(default_factory=QueryConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
     def __post_init__(self):
         from raymia.attacks import ATTACKS, LABEL_ONLY_ATTACKS
@@ -288,7 +311,7 @@ class Experiment:
     @property
     def trial_id(self) -> str:
         """Short content hash of the whole config: same config, same id. Sections
-        added after schema_version 1 (`output`, `queries`) count only when they
+        added after schema_version 1 (`output`, `queries`, `evaluation`) count only when they
         differ from their defaults, so earlier trials keep their ids."""
         tree = self.to_dict()
         for name in LATER_SECTIONS:

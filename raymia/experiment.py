@@ -3,8 +3,10 @@
   1. splits: members / non-members / shadow pool / keep matrix (data.splits)
   2. jobs: the target (with its defense) and the shadow models, run together
   3. signals: every model's logits on the attacker's universe
-  4. attacks: pure functions of the signals -> scores (higher = member)
-  5. metrics -> rows of the trials / attacks / scores / signals tables
+  4. attacks: pure functions of the signals -> scores (higher = member); the
+     attacker's choice among them, rehearsed on the shadow models (raymia.choice)
+  5. metrics with intervals and the null band (raymia.intervals) -> rows of the
+     trials / attacks / scores / signals tables
 """
 from __future__ import annotations
 
@@ -22,14 +24,16 @@ import torch
 from raymia import __version__
 from raymia.adaptive import Attacker, reference_query
 from raymia.attacks import run_attacks
+from raymia.choice import CRITERION, choose, rehearse
 from raymia.audit import ORIGINAL, boundary_distances, boundary_jobs, ood_inputs, original_inputs
 from raymia.config import Experiment, flatten
 from raymia.data import Dataset
 from raymia.data.splits import Splits, make_splits
 from raymia.defenses import NoDefense, NoOutput, defense_fields, output_fields
-from raymia.metrics import accuracy, attack_metrics, ece
+from raymia.intervals import bootstrap_intervals, null_band
+from raymia.metrics import FPR_POINTS, accuracy, attack_metrics, ece
 from raymia.results import SCHEMA_VERSION, TRAINING_STATS
-from raymia.seeding import derive_seed
+from raymia.seeding import derive_seed, rng
 from raymia.signals import correct, max_prob, phi, true_log_prob
 from raymia.queries import ood_name, query_sets
 from raymia.train import JobResult, TrainJob
@@ -87,20 +91,38 @@ def _answer_in_chunks(exp: Experiment, target_job: TrainJob, universe: np.ndarra
                          for s in range(0, len(universe), size)])
 
 
-def _attack_rows(outputs, inputs, is_member, sample_ids, ids: dict):
-    """The `attacks` rows and `scores` parts of one evaluation set."""
+def _attack_rows(outputs, inputs, is_member, sample_ids, ids: dict, exp: Experiment,
+                 rehearsal: dict, chosen: tuple[str, str] | None):
+    """The `attacks` rows and `scores` parts of one evaluation set: every attack
+    variant, then the attacker's choice (the chosen variant's scores again)."""
     prediction_score = max_prob(inputs.target_logits)
     rows, parts = [], []
     everyone = np.ones(len(is_member), bool)
-    for out in outputs:
+    ev = exp.evaluation
+    picked = [out for out in outputs if (out.attack, out.variant) == chosen]
+    for out, name in [(o, None) for o in outputs] + [(o, "attacker_choice") for o in picked]:
         on = everyone if out.evaluated is None else out.evaluated
         member = is_member[on]
         scores = out.scores[on].astype(np.float32)  # stored as float32: metrics use these
-        names = {**ids, "attack": out.attack, "variant": out.variant}
+        names = {**ids, "attack": name or out.attack,
+                 "variant": f"{out.attack}/{out.variant}" if name else out.variant}
         predicted = scores >= out.threshold  # from the stored scores, like AUC and TPR
+        role = f"intervals/{ids['eval_set']}/{out.attack}/{out.variant}"
+        rehearsed = rehearsal.get((out.attack, out.variant), {})
+        n_out = int((~member).sum())
         rows.append({**names, **attack_metrics(scores, member, predicted, prediction_score[on]),
+                     **bootstrap_intervals(scores, member, out.threshold, ev.n_resamples,
+                                           ev.confidence, rng(exp.seed, role)),
+                     **null_band(scores, member, out.threshold, ev.n_resamples, ev.confidence,
+                                 rng(exp.seed, "null/" + role)),
+                     **{f"max_fp_at_fpr_{a:g}": int(np.floor(a * n_out + 1e-9))
+                        for a in FPR_POINTS},
                      "threshold": out.threshold, "n_members": int(member.sum()),
-                     "n_nonmembers": int((~member).sum())})
+                     "n_nonmembers": n_out, "direction": out.direction,
+                     "n_no_out_reference": out.n_no_out_reference,
+                     "rehearsal_auc": rehearsed.get("auc"),
+                     "rehearsal_tpr_at_fpr_0.01": rehearsed.get(CRITERION),
+                     "rehearsal_rounds": rehearsed.get("rounds", 0)})
         parts.append(pd.DataFrame({**names, "sample_id": sample_ids[on], "is_member": member,
                                    "score": scores}))
     return rows, parts
@@ -174,10 +196,12 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
                    np.concatenate([splits.members, splits.nonmembers]))
                   for name in exp.queries.eval_sets]
     is_member = splits.audit_is_member
+    rehearsal = rehearse(exp.attacks, inputs, exp.reference, exp.evaluation.choice_rounds)
+    chosen = choose(rehearsal)
     for eval_set, attack_inputs, sample_ids in eval_sets:
         rows, parts = _attack_rows(run_attacks(exp.attacks, attack_inputs, exp.reference),
                                    attack_inputs, is_member, sample_ids,
-                                   {**key, "eval_set": eval_set})
+                                   {**key, "eval_set": eval_set}, exp, rehearsal, chosen)
         attack_rows += rows
         score_parts += parts
     attack_s = time.time() - t_attack

@@ -5,7 +5,9 @@
 For each trial with a `signals` table it rebuilds the attack inputs from the
 target's and the shadow models' stored p_y, phi and in_train, and prints
 LiRA's and RMIA's AUC and TPR at 1% FPR with the first N shadow models as
-references. LiRA and RMIA see the logits only through p_y (phi is a function
+references (`n_no_out_reference`: for the offline variants, the audit
+examples none of those models left out, scored from pooled OUT statistics).
+LiRA and RMIA see the logits only through p_y (phi is a function
 of it), so the two-class logits (phi, 0) with true class 0, whose p_0 is
 sigmoid(phi) = p_y, reproduce them from the stored signals. The signals
 hold the plain queries only: LiRA's augmented variants are not rerun.
@@ -65,7 +67,8 @@ def rerun(results_dir, n_reference=(None,), gamma: float = 1.0) -> pd.DataFrame:
                                    np.zeros(len(is_member)))
                 rows.append({"trial_id": trial_id, "n_reference": n or len(inputs.keep),
                              "attack": out.attack, "variant": out.variant, "auc": m["auc"],
-                             "tpr_at_fpr_0.01": m["tpr_at_fpr_0.01"], "acc": m["acc"]})
+                             "tpr_at_fpr_0.01": m["tpr_at_fpr_0.01"], "acc": m["acc"],
+                             "n_no_out_reference": out.n_no_out_reference})
     return pd.DataFrame(rows)
 
 

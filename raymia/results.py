@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raymia.config import Experiment
+from raymia.intervals import interval_columns
 from raymia.metrics import FPR_POINTS
 
 SCHEMA_VERSION = 1
@@ -91,7 +92,12 @@ SCHEMAS = {
                        + [(f"tpr_at_fpr_{a:g}", F64) for a in FPR_POINTS]
                        + [(k, F64) for k in ("acc", "precision", "recall", "fpr", "threshold",
                                              "mmps_tp", "mmps_fp", "mmps_tn", "mmps_fn")]
-                       + [("n_members", I64), ("n_nonmembers", I64)]),
+                       + [("n_members", I64), ("n_nonmembers", I64)]
+                       + [(c, F64) for c in interval_columns()]
+                       + [(f"max_fp_at_fpr_{a:g}", I64) for a in FPR_POINTS]
+                       + [("direction", I64), ("n_no_out_reference", I64),
+                          ("rehearsal_auc", F64), ("rehearsal_tpr_at_fpr_0.01", F64),
+                          ("rehearsal_rounds", I64)]),
     "scores": _schema(ATTACK_KEY + [("sample_id", I64), ("is_member", BOOL), ("score", F32)]),
     "signals": _schema(KEY + [("role", STR), ("model_index", I64), ("sample_id", I64),
                               ("in_train", BOOL), ("p_true", F32), ("phi", F32),

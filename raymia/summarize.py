@@ -1,14 +1,20 @@
-"""`python -m raymia.summarize RESULTS_DIR [--sweep NAME] [--attacks A ...] [--eval-sets]`
+"""`python -m raymia.summarize RESULTS_DIR [--sweep NAME] [--attacks A ...] [--by-attack | --eval-sets]`
 
 Trials averaged over their seeds, one row per configuration:
-  (default)     utility and privacy side by side: test accuracy, gap, ECE,
-                epsilon, the loss attack's AUC and balanced accuracy, and the
-                best attack's AUC, balanced accuracy and TPR at 1% FPR (on the
-                original evaluation set; `--attacks` limits "best" to those)
-  --by-attack   one row per configuration and attack variant: AUC, TPR at
-                0.1% and 1% FPR, balanced accuracy
+  (default)     utility and the attacker's choice side by side: test
+                accuracy, gap, ECE, epsilon; the attack the attacker picked on
+                its shadow models (`choice`, per seed), its AUC and TPR at 1%
+                FPR as the mean over seeds, their spread over seeds (`_sd`),
+                the mean of the per-seed 95% intervals (`_lo`, `_hi`), the
+                upper end of the null band of TPR at 1% FPR (no signal, same
+                sizes), and `chance`: the seeds whose AUC interval holds 1/2
+  --by-attack   one row per configuration and attack variant: AUC and TPR at
+                0.1% and 1% FPR with their intervals, balanced accuracy
   --eval-sets   one row per configuration, attack variant and evaluation set:
                 precision, recall, FPR and MMPS at the fitted threshold
+Nothing here is a maximum over attacks taken with the evaluation labels.
+`--attacks` keeps those attacks' rows (the attacker's choice was made among
+every attack the trial ran).
 """
 from __future__ import annotations
 
@@ -39,9 +45,10 @@ def _average(rows: pd.DataFrame, keys: list[str], varying: list[str], metrics: l
     grouped = rows.groupby(["configuration", *keys], sort=False, dropna=False)
     out = grouped[varying].first().join(grouped[metrics].mean()).join(
         grouped.size().rename("seeds"))
-    out = out.reset_index(level=keys).sort_values([*varying, *keys], na_position="first")
+    out = out.reset_index().sort_values([*varying, *keys], na_position="first")
     out = out.reset_index(drop=True).dropna(axis=1, how="all")
-    return out[[c for c in [*varying, *keys, *metrics, "seeds"] if c in out.columns]]
+    return out[[c for c in [*varying, *keys, *metrics, "seeds", "configuration"]
+                if c in out.columns]]
 
 
 def summarize(results_dir, sweep: str | None = None, attacks: list[str] | None = None,
@@ -52,20 +59,33 @@ def summarize(results_dir, sweep: str | None = None, attacks: list[str] | None =
     if view == "eval_sets":
         rows = trials[["trial_id", "configuration", *varying]].merge(table, on="trial_id")
         return _average(rows, ["attack", "variant", "eval_set"], varying,
-                        ["auc", "acc", "precision", "recall", "fpr", "mmps_tp", "mmps_fp"])
+                        ["auc", "acc", "precision", "recall", "fpr", "mmps_tp", "mmps_fp"]
+                        ).drop(columns="configuration")
     table = table[table.eval_set == "original"]
     if view == "attacks":
         rows = trials[["trial_id", "configuration", *varying]].merge(table, on="trial_id")
         return _average(rows, ["attack", "variant"], varying,
-                        ["auc", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01", "acc"])
-    per_trial = table.groupby("trial_id").agg(best_auc=("auc", "max"), best_acc=("acc", "max"),
-                                              best_tpr_at_1pct_fpr=("tpr_at_fpr_0.01", "max"))
-    loss = table.query("attack == 'loss' and variant == 'global'").set_index("trial_id")
-    per_trial["loss_auc"], per_trial["loss_acc"] = loss["auc"], loss["acc"]
-    rows = trials.join(per_trial, on="trial_id")
-    return _average(rows, [], varying, ["test_acc", "gap", "ece", "epsilon", "loss_auc",
-                                        "loss_acc", "best_auc", "best_acc",
-                                        "best_tpr_at_1pct_fpr"])
+                        ["auc", "auc_lo", "auc_hi", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01",
+                         "tpr_at_fpr_0.01_lo", "tpr_at_fpr_0.01_hi", "acc", "null_auc_hi"]
+                        ).drop(columns="configuration")
+    chosen = table[table.attack == "attacker_choice"].set_index("trial_id")
+    figures = ["auc", "auc_lo", "auc_hi", "tpr_at_fpr_0.01", "tpr_at_fpr_0.01_lo",
+               "tpr_at_fpr_0.01_hi", "null_tpr_at_fpr_0.01_hi"]
+    rows = trials.join(chosen[["variant", *figures]].rename(columns={"variant": "choice"}),
+                       on="trial_id")
+    rows["chance"] = (rows.auc_lo <= 0.5) & (0.5 <= rows.auc_hi)
+    grouped = rows.groupby("configuration", sort=False)
+    out = _average(rows, [], varying, ["test_acc", "gap", "ece", "epsilon", *figures])
+    extra = pd.DataFrame({
+        "choice": grouped.choice.agg(lambda c: ",".join(sorted(set(c.dropna())))),
+        "auc_sd": grouped.auc.std(), "tpr_at_fpr_0.01_sd": grouped["tpr_at_fpr_0.01"].std(),
+        "chance": grouped.chance.agg(lambda c: f"{int(c.sum())}/{len(c)}")})
+    out = out.join(extra, on="configuration")
+    columns = [*varying, "test_acc", "gap", "ece", "epsilon", "choice", "auc", "auc_sd",
+               "auc_lo", "auc_hi", "tpr_at_fpr_0.01", "tpr_at_fpr_0.01_sd",
+               "tpr_at_fpr_0.01_lo", "tpr_at_fpr_0.01_hi", "null_tpr_at_fpr_0.01_hi",
+               "chance", "seeds"]
+    return out[[c for c in columns if c in out.columns]]
 
 
 def main(argv=None) -> int:

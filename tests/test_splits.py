@@ -13,6 +13,7 @@ from raymia.seeding import derive_seed
        half=st.integers(1, 8), seed=st.integers(0, 2**32 - 1))
 def test_sets_are_disjoint_and_keep_is_balanced(n_members, pool, val, half, seed):
     n = 2 * n_members + pool + 2 * val + 7
+    pool = min(pool, (2 * half - 2) * n_members)  # enough shadow places for every example
     s = make_splits(n, SplitConfig(n_members, pool, val), 2 * half, seed)
     sets = [s.members, s.nonmembers, s.shadow_pool, s.validation, s.shadow_holdout]
     assert [len(x) for x in sets] == [n_members, n_members, pool, val, val]
@@ -20,7 +21,12 @@ def test_sets_are_disjoint_and_keep_is_balanced(n_members, pool, val, half, seed
     assert len(np.unique(everything)) == len(everything)  # disjoint
     assert everything.min() >= 0 and everything.max() < n
     assert s.keep.shape == (2 * half, 2 * n_members + pool)
-    assert (s.keep.sum(0) == half).all()  # every example IN for exactly half the models
+    assert (s.keep.sum(1) == n_members).all()  # every shadow trains on as many as the target
+    ins = s.keep.sum(0)
+    assert ins.max() - ins.min() <= 1  # columns balanced to within one model
+    assert (ins >= 1).all() and (ins < 2 * half).all()  # every example has IN and OUT models
+    if pool == 0:
+        assert (ins == half).all()  # LiRA's design: IN for exactly half the models
     np.testing.assert_array_equal(s.universe[: 2 * n_members], s.audit)
     assert s.audit_is_member.sum() == n_members
 
@@ -38,6 +44,20 @@ def test_impossible_split_is_a_config_error_naming_the_sizes():
         make_splits(200, SplitConfig(100, 30, 0), 4, 0, "digits")
     with pytest.raises(ConfigError, match="shadows.n_models"):
         make_splits(200, SplitConfig(10), 3, 0)
+
+
+def test_shadow_models_train_on_as_many_examples_as_the_target_with_a_pool():
+    s = make_splits(1797, SplitConfig(150, 150, 0), 64, 0)
+    assert (s.keep.sum(1) == 150).all()
+    assert set(s.keep.sum(0)) == {21, 22}  # 64 * 150 / 450 = 21.3
+    other = make_splits(1797, SplitConfig(150, 150, 0), 64, 1)
+    assert not np.array_equal(s.keep, other.keep)
+
+
+def test_too_few_shadow_places_for_the_universe_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"^shadows.n_models: 2 shadow models of 10 examples "
+                                          r"each .* 30 universe .* at least 3$"):
+        make_splits(200, SplitConfig(10, 10, 0), 2, 0)
 
 
 def test_derived_seeds_are_stable_and_distinct():

@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+class MissingSignal(ValueError):
+    """The inputs lack a signal the attack needs (queries, boundary distances, an
+    adaptive attacker's models): the attack cannot run on them."""
+
+
 @dataclass(frozen=True, eq=False)
 class AttackInputs:
     """Signals an attack may use; it never sees the target's membership labels.
@@ -85,7 +90,7 @@ class AttackInputs:
     def query(self, name: str, attack: str) -> tuple[np.ndarray, np.ndarray]:
         """(target (q, n_audit, C), shadows (n_shadow, q, n_universe, C)) of a query set."""
         if name not in self.target_queries or name not in self.shadow_queries:
-            raise ValueError(f"{attack} needs the {name!r} queries, which this trial lacks")
+            raise MissingSignal(f"{attack} needs the {name!r} queries, which this trial lacks")
         return self.target_queries[name], self.shadow_queries[name]
 
 
@@ -102,6 +107,12 @@ class AttackOutput:
     #: (n_audit,) bool, the examples the attack is judged on (None: all); an
     #: attack that trains on some audit examples (selena_adaptive) leaves them out
     evaluated: np.ndarray | None = None
+    #: +1, or -1 where the attack found on shadow data that members score lower
+    #: and negated its statistic (None: an attack with no direction to choose)
+    direction: int | None = None
+    #: offline reference attacks: audit examples with no OUT reference model,
+    #: scored from statistics pooled over the other examples' OUT models
+    n_no_out_reference: int | None = None
 
     @property
     def predicted(self) -> np.ndarray:

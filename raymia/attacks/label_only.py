@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from raymia.attacks.base import AttackOutput, MissingSignal
 from raymia.attacks.thresholds import best_threshold
 
 #: the score of an example whose boundary was not reached (distance inf): finite,
@@ -113,8 +114,6 @@ def _correct(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def augmentation(inputs) -> list:
     """The augmentation attack on the "aug" queries (identity + augmentations)."""
-    from raymia.attacks.base import AttackOutput
-
     target_q, shadow_q = inputs.query("aug", "augmentation")
     fit = inputs.fit
     shadow = _correct(shadow_q, inputs.universe_labels).transpose(1, 0, 2)  # (q, m, u)
@@ -125,12 +124,10 @@ def augmentation(inputs) -> list:
 
 def noise(inputs) -> list:
     """The random-flip noise attack on the "noise/<k>" queries, k chosen on shadows."""
-    from raymia.attacks.base import AttackOutput
-
     names = sorted((name for name in inputs.target_queries if name.startswith("noise/")),
                    key=lambda name: int(name.split("/")[1]))
     if not names:
-        raise ValueError("noise needs the noisy queries ('noise/<k>'), which this trial lacks")
+        raise MissingSignal("noise needs the noisy queries ('noise/<k>'), which this trial lacks")
     fit = inputs.fit
     target = np.stack([_correct(inputs.query(k, "noise")[0], inputs.labels) for k in names])
     shadow = np.stack([_correct(inputs.query(k, "noise")[1], inputs.universe_labels)
@@ -141,10 +138,8 @@ def noise(inputs) -> list:
 
 def boundary(inputs) -> list:
     """The decision-boundary distance attack; threshold on the first shadow models."""
-    from raymia.attacks.base import AttackOutput
-
     if inputs.target_boundary is None or inputs.shadow_boundary is None:
-        raise ValueError("boundary needs boundary distances, which this trial lacks")
+        raise MissingSignal("boundary needs boundary distances, which this trial lacks")
     fit, b = inputs.fit, len(inputs.shadow_boundary)
     scores, threshold = boundary_attack(inputs.target_boundary, inputs.shadow_boundary[:, fit],
                                         inputs.keep[:b, fit])

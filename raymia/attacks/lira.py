@@ -4,7 +4,10 @@ The statistic is the logit-scaled confidence phi = log p_y - log(1 - p_y)
 (raymia.signals.phi). For each audit example, Gaussians are fitted to phi
 under the shadow models that trained on it (IN) and those that did not (OUT):
   online:  log N(phi; mu_in, s_in) - log N(phi; mu_out, s_out)
-  offline: log Pr[Z <= phi], Z ~ N(mu_out, s_out)   (one-sided, OUT models only)
+  offline: log Pr[Z <= phi], Z ~ N(mu_out, s_out)   (one-sided, OUT models only;
+           an example no reference model left out takes the mean and spread
+           pooled over the other examples' OUT models, never an IN model's:
+           `n_no_out_reference` counts them)
 Each with a per-example variance or one global variance ("fixed variance"
 in the paper, for few shadow models). Higher = member.
 """
@@ -43,6 +46,11 @@ VARIANTS = {
 }
 
 
+def _no_out(keep: np.ndarray) -> int:
+    """How many columns of keep (m, n) no model left out."""
+    return int((keep.all(0)).sum())
+
+
 def _columns(inputs: AttackInputs):
     """(columns, pool): the audit columns, then the in-distribution audit columns
     that are not among them; pool marks the latter set (where thresholds and
@@ -63,9 +71,11 @@ def lira(inputs: AttackInputs, n_reference: int | None = None) -> list[AttackOut
     refs = phi(inputs.shadow_logits[models][:, columns], labels)  # (m, n + extra)
     keep = inputs.keep[models][:, columns]
     target = np.r_[phi(inputs.target_logits, inputs.labels), np.zeros(len(columns) - n)]
+    no_out = _no_out(keep[:, :n])
     outputs = [AttackOutput("lira", name, fn(target, refs, keep, pool=pool)[:n],
                             fitted_threshold(lambda t, r, k, _, fn=fn: fn(t, r, k),
-                                             refs[:, pool], keep[:, pool]))
+                                             refs[:, pool], keep[:, pool]),
+                            n_no_out_reference=no_out if name.startswith("offline") else None)
                for name, fn in VARIANTS.items()]
     if "aug" in inputs.target_queries:
         outputs += lira_augmented(inputs, n_reference)
@@ -104,5 +114,7 @@ def lira_augmented(inputs: AttackInputs, n_reference: int | None = None) -> list
             lambda t, r, k, _, name=name: _averaged(VARIANTS[name], q)(t, r, k),
             refs[:, fit_q], keep[:, pool])
         scores = _averaged(VARIANTS[name], q, pool)(target, refs, keep)[:n]
-        outputs.append(AttackOutput("lira", f"{name}_aug{q}", scores, threshold))
+        outputs.append(AttackOutput("lira", f"{name}_aug{q}", scores, threshold,
+                                    n_no_out_reference=_no_out(keep[:, :n])
+                                    if name == "offline" else None))
     return outputs

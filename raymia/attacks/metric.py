@@ -9,10 +9,17 @@ Each metric is oriented so that higher = member:
   modified_entropy  -Mentr(p, y), Mentr = -(1-p_y) log p_y - sum_{i!=y} p_i log(1-p_i)
   loss              log p_y, the negated cross-entropy (Yeom's loss attack)
 Logs are clipped at log(1e-30), as in Song & Mittal's code.
+
+That orientation is the usual one, not a promise: a defense can make members
+score lower (MemGuard's noise can invert the loss attack). The attacker sees
+its shadow models, so each metric's direction is chosen there: where the
+shadow members' AUC is below 1/2 the statistic is negated (`direction` -1),
+and scores stay higher = member.
 """
 from __future__ import annotations
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 from raymia.attacks.base import AttackInputs, AttackOutput
 from raymia.attacks.thresholds import best_threshold, class_thresholds
@@ -77,10 +84,19 @@ def metric_attack(name: str, inputs: AttackInputs) -> list[AttackOutput]:
     labels, keep = inputs.universe_labels[fit], inputs.keep[:, fit]
     shadow = metric(inputs.shadow_logits[:, fit], labels).ravel()  # (m * u,)
     shadow_in = keep.ravel()
+    direction = orientation(shadow, shadow_in)
+    target, shadow = direction * target, direction * shadow
     shadow_labels = np.broadcast_to(labels, keep.shape).ravel()
     global_t = best_threshold(shadow, shadow_in)
     per_class = class_thresholds(shadow, shadow_in, shadow_labels, inputs.n_classes)
     return [
-        AttackOutput(name, "global", target, global_t),
-        AttackOutput(name, "class", target - per_class[inputs.labels], 0.0),
+        AttackOutput(name, "global", target, global_t, direction=direction),
+        AttackOutput(name, "class", target - per_class[inputs.labels], 0.0, direction=direction),
     ]
+
+
+def orientation(shadow: np.ndarray, shadow_in: np.ndarray) -> int:
+    """+1 when shadow members score higher than non-members (AUC >= 1/2), else -1."""
+    if shadow_in.all() or not shadow_in.any():
+        return 1
+    return 1 if roc_auc_score(shadow_in, shadow) >= 0.5 else -1

@@ -5,6 +5,8 @@ With Pr(x|m) the probability model m gives x's true class:
   score(x) = fraction of population samples z with LR(x) / LR(z) >= gamma
 Online, Pr(x) averages every reference model. Offline, only models that did
 not train on x (OUT), corrected as Pr(x) = ((1 + a) * Pr_OUT(x) + (1 - a)) / 2,
+(an example no reference model left out takes the mean OUT answer over all
+examples, never an IN model's: `n_no_out_reference` counts them),
 with `a` chosen on the reference models themselves (leave-one-out AUC), never
 on the evaluation labels. The population is the attacker's shadow pool:
 examples outside the audit set. Higher = member.
@@ -28,8 +30,10 @@ def marginal(refs: np.ndarray, keep: np.ndarray, a: float | None) -> np.ndarray:
         return refs.mean(0)
     out = ~keep
     n_out = out.sum(0)
-    p_out = np.where(out, refs, 0).sum(0) / np.maximum(n_out, 1)
-    p_out = np.where(n_out > 0, p_out, refs.mean(0))  # no OUT model: all models instead
+    total = np.where(out, refs, 0).sum(0)
+    p_out = total / np.maximum(n_out, 1)
+    pooled = total.sum() / max(n_out.sum(), 1)  # never an IN model's answer
+    p_out = np.where(n_out > 0, p_out, pooled)  # no OUT model: the mean over all OUT answers
     return 0.5 * ((1 + a) * p_out + (1 - a))
 
 
@@ -85,5 +89,7 @@ def rmia(inputs: AttackInputs, n_reference: int | None = None,
         scores = rmia_scores(target, refs, keep, population, gamma, a_value)[:n]
         threshold = fitted_threshold(shadow_score(population[fit], gamma, a_value),
                                      refs[:, fit], keep[:, fit])
-        outputs.append(AttackOutput("rmia", variant, scores, threshold))
+        no_out = int(keep[:, :n].all(0).sum()) if a_value is not None else None
+        outputs.append(AttackOutput("rmia", variant, scores, threshold,
+                                    n_no_out_reference=no_out))
     return outputs

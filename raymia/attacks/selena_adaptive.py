@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from raymia.attacks.base import AttackInputs, AttackOutput
+from raymia.attacks.base import AttackInputs, AttackOutput, MissingSignal
 from raymia.attacks.learned import _fit_predict
 from raymia.attacks.thresholds import best_threshold
 from raymia.signals import log_probs
@@ -28,7 +28,7 @@ def selena_adaptive(inputs: AttackInputs, model: str = "mlp") -> list[AttackOutp
 
     extra = inputs.extra.get("selena_adaptive")
     if extra is None:
-        raise ValueError("selena_adaptive needs the attacker's Split-AI (raymia.adaptive)")
+        raise MissingSignal("selena_adaptive needs the attacker's Split-AI (raymia.adaptive)")
     known = extra["known"]  # (n_audit,) bool
     audit = adaptive_features(np.exp(log_probs(inputs.target_logits)), extra["shadow_probs"],
                               inputs.labels)

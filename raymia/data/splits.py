@@ -7,9 +7,13 @@ examples for the attacker's shadow models (defenses that train shadow models
 `like_target` need the attacker's own held-out data, outside every set the
 attacks are fitted or evaluated on). The attacker's
 universe is the audit set followed by the shadow pool; shadow model m trains
-on `universe[keep[m]]`. `keep` is LiRA's design: every column is IN for exactly
-half of the shadow models, so every audit example has as many IN as OUT
-shadow models.
+on `universe[keep[m]]`. `keep` mirrors the target: every shadow model trains
+on exactly `n_members` examples, as the target does, and every universe column
+is IN for as equal a number of shadow models as the sizes allow (they differ
+by at most one). Without a shadow pool that is LiRA's design, every column IN
+for exactly half of the models; with one, each column is IN for about
+n_shadow * n_members / n_universe of them, and at least one and never all, so
+every audit example has IN and OUT shadow models.
 """
 from __future__ import annotations
 
@@ -59,6 +63,31 @@ def make_splits(n_examples: int, cfg: SplitConfig, n_shadow: int, seed: int,
     order = rng(seed, "splits").permutation(n_examples).astype(np.int64)
     members, nonmembers, pool, validation, shadow_holdout, _ = np.split(order, np.cumsum(sizes))
     n_universe = 2 * cfg.n_members + cfg.n_shadow_pool
-    ranks = rng(seed, "keep").random((n_shadow, n_universe)).argsort(0).argsort(0)
-    keep = ranks < n_shadow // 2  # (n_shadow, n_universe): each column IN for half the models
+    if n_shadow * cfg.n_members < n_universe:
+        raise ConfigError("shadows.n_models", f"{n_shadow} shadow models of {cfg.n_members} "
+                          f"examples each cannot train on every one of the {n_universe} universe "
+                          f"examples; use at least {-(-n_universe // cfg.n_members)}")
+    keep = balanced_keep(n_shadow, n_universe, cfg.n_members, rng(seed, "keep"))
     return Splits(members, nonmembers, pool, validation, shadow_holdout, keep)
+
+
+def balanced_keep(n_models: int, n_columns: int, row_size: int,
+                  gen: np.random.Generator) -> np.ndarray:
+    """(n_models, n_columns) bool with every row holding `row_size` True and the
+    column counts differing by at most one (random which columns get the extra
+    one), otherwise drawn at random.
+
+    Columns are filled one at a time, each by the models with the most places
+    left (random among ties): this greedy realises any bipartite degree
+    sequence that can be realised (Gale-Ryser), and these can."""
+    total = n_models * row_size
+    counts = np.full(n_columns, total // n_columns)
+    counts[gen.permutation(n_columns)[:total % n_columns]] += 1
+    left = np.full(n_models, row_size)
+    keep = np.zeros((n_models, n_columns), bool)
+    for j in sorted(gen.permutation(n_columns), key=lambda j: -counts[j]):  # larger first
+        chosen = np.argsort(-(left + gen.random(n_models)), kind="stable")[:counts[j]]
+        keep[chosen, j] = True
+        left[chosen] -= 1
+    assert (left == 0).all(), "balanced_keep: greedy fill left places open"
+    return keep

@@ -53,8 +53,7 @@ class Progress(tune.Callback):
         if result["status"] != "ok":
             detail = f"FAILED: {result['error']}"
         else:
-            detail = (f"test_acc={result['test_acc']:.3f} best_auc={result['best_auc']:.3f} "
-                      f"tpr@1%fpr={result['best_tpr_at_fpr_0.01']:.3f}  "
+            detail = (f"test_acc={result['test_acc']:.3f} {choice_text(result)}  "
                       f"models trained {result['models_trained']}, "
                       f"cached {result['models_cached']}  jobs on {result['job_nodes']}")
         done = " (already done)" if result.get("resumed") else ""
@@ -128,8 +127,20 @@ def _short(path: str) -> str:
     return "defense" if path == "defense.name" else path.removeprefix("defense.")
 
 
+def choice_text(figures) -> str:
+    """The attacker's choice with its AUC and TPR at 1% FPR and their intervals."""
+    if figures.get("choice") is None:
+        return "attacker's choice: none"
+    return (f"choice={figures['choice']} auc={figures['auc']:.3f} "
+            f"[{figures['auc_lo']:.3f}, {figures['auc_hi']:.3f}] "
+            f"tpr@1%fpr={figures['tpr_at_fpr_0.01']:.3f} "
+            f"[{figures['tpr_at_fpr_0.01_lo']:.3f}, {figures['tpr_at_fpr_0.01_hi']:.3f}]")
+
+
 def summary_table(results_dir: Path, params: dict[str, dict]) -> pd.DataFrame:
-    """One row per trial: varied parameters, test accuracy, best attack AUC and TPR at 1% FPR."""
+    """One row per trial: varied parameters, test accuracy, and the attacker's
+    choice (picked on shadow models) with its AUC and TPR at 1% FPR, their 95%
+    intervals, and `chance` marking an AUC interval that holds 1/2."""
     rows = []
     for tid, p in params.items():
         trial = read_part(results_dir, "trials", tid)
@@ -137,11 +148,19 @@ def summary_table(results_dir: Path, params: dict[str, dict]) -> pd.DataFrame:
         row = {"trial_id": tid, **{_short(k): v for k, v in p.items()}}
         row["status"] = trial["status"].iloc[0] if trial is not None else "missing"
         row["test_acc"] = trial["test_acc"].iloc[0] if trial is not None else None
+        chosen = None
         if attacks is not None:
-            attacks = attacks[attacks.eval_set == "original"]
-        best = attacks.loc[attacks["auc"].idxmax()] if attacks is not None and len(attacks) else None
-        row["best_attack"] = f"{best['attack']}/{best['variant']}" if best is not None else ""
-        row["best_auc"] = best["auc"] if best is not None else None
-        row["tpr@1%fpr"] = attacks["tpr_at_fpr_0.01"].max() if best is not None else None
+            pick = attacks[(attacks.eval_set == "original")
+                           & (attacks.attack == "attacker_choice")]
+            chosen = pick.iloc[0] if len(pick) else None
+        row["choice"] = chosen["variant"] if chosen is not None else ""
+        for name, lo, hi, col in (("auc", "auc_lo", "auc_hi", "auc"),
+                                  ("tpr_at_fpr_0.01", "tpr_at_fpr_0.01_lo", "tpr_at_fpr_0.01_hi",
+                                   "tpr@1%fpr")):
+            row[col] = chosen[name] if chosen is not None else None
+            row[col + " 95% CI"] = (f"[{chosen[lo]:.3f}, {chosen[hi]:.3f}]"
+                                    if chosen is not None else "")
+        row["chance"] = ("yes" if chosen["auc_lo"] <= 0.5 <= chosen["auc_hi"] else "no"
+                         ) if chosen is not None else ""
         rows.append(row)
     return pd.DataFrame(rows)

@@ -31,18 +31,25 @@ def one_line(error: BaseException) -> str:
 
 
 def summary(trials: pd.DataFrame, attacks: pd.DataFrame | None) -> dict:
+    """What the progress line shows of a finished trial: utility and the
+    attacker's choice on the original evaluation set, with its intervals."""
     row = trials.iloc[0]
     out = {"trial_id": row["trial_id"], "status": row["status"], "error": row["error"],
            "test_acc": row["test_acc"], "node": row["node"], "job_nodes": row["job_nodes"],
            "models_trained": row["models_trained"], "models_cached": row["models_cached"],
-           "best_auc": None,
-           "best_tpr_at_fpr_0.01": None}
+           "choice": None}
     if attacks is not None:
-        attacks = attacks[attacks.eval_set == "original"]
-    if attacks is not None and len(attacks):
-        out["best_auc"] = float(attacks["auc"].max())
-        out["best_tpr_at_fpr_0.01"] = float(attacks["tpr_at_fpr_0.01"].max())
+        chosen = attacks[(attacks.eval_set == "original") & (attacks.attack == "attacker_choice")]
+        if len(chosen):
+            c = chosen.iloc[0]
+            out["choice"] = c["variant"]
+            out.update({k: float(c[k]) for k in CHOICE_FIGURES})
     return out
+
+
+#: the attacker's-choice figures a progress line shows
+CHOICE_FIGURES = ("auc", "auc_lo", "auc_hi", "tpr_at_fpr_0.01", "tpr_at_fpr_0.01_lo",
+                  "tpr_at_fpr_0.01_hi")
 
 
 def trainable(config: dict, data_refs: dict, results_dir: str, sweep: str,
