@@ -36,7 +36,7 @@ def as_target(inputs: AttackInputs, k: int) -> tuple[AttackInputs, np.ndarray]:
     others = np.arange(len(inputs.keep)) != k
     logits = inputs.shadow_logits[k]  # (n_universe, C)
     target_boundary = shadow_boundary = None
-    if inputs.shadow_boundary is not None and k < len(inputs.shadow_boundary):
+    if inputs.shadow_boundary is not None and k < len(inputs.shadow_boundary) > 1:
         target_boundary = inputs.shadow_boundary[k][:n]
         shadow_boundary = np.delete(inputs.shadow_boundary, k, axis=0)
     population = None if inputs.target_population_logits is None else logits[n:]
@@ -65,7 +65,7 @@ def rehearse(names, inputs: AttackInputs, cfg, rounds: int) -> dict[tuple[str, s
                 member, scores = is_member[on], out.scores[on].astype(np.float32)
                 if member.all() or not member.any():
                     continue
-                fpr, tpr, _ = roc_curve(member, scores)
+                fpr, tpr, _ = roc_curve(member, scores, drop_intermediate=False)
                 figures.setdefault((out.attack, out.variant), []).append(
                     (tpr_at_fpr(fpr, tpr, 0.01), roc_auc_score(member, scores)))
     return {key: {CRITERION: float(np.mean([f[0] for f in v])),

@@ -32,7 +32,7 @@ from raymia.data.splits import Splits, make_splits
 from raymia.defenses import NoDefense, NoOutput, defense_fields, output_fields
 from raymia.intervals import bootstrap_intervals, null_band
 from raymia.metrics import FPR_POINTS, accuracy, attack_metrics, ece
-from raymia.results import SCHEMA_VERSION, TRAINING_STATS
+from raymia.results import SCHEMA_VERSION, TRAINING_STATS, to_table
 from raymia.seeding import derive_seed, rng
 from raymia.signals import correct, max_prob, phi, true_log_prob
 from raymia.queries import ood_name, query_sets
@@ -223,7 +223,8 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
         raise ValueError(f"training reported {sorted(unknown)}, which the trials table lacks")
     tables = {
         "trials": trial_row(exp, sweep, "ok", "", started, t0, node, **metrics),
-        "attacks": pd.DataFrame(attack_rows),
+        # through the schema: the column types a reader of the Parquet part gets
+        "attacks": to_table("attacks", pd.DataFrame(attack_rows)).to_pandas(),
         "scores": pd.concat(score_parts, ignore_index=True),
     }
     if write_signals:

@@ -39,7 +39,7 @@ def attack_metrics(scores: np.ndarray, is_member: np.ndarray, predicted: np.ndar
     recall and FPR of the fitted decision `predicted`; MMPS (mean max
     prediction score of the target) for each outcome, as in the Trust paper."""
     is_member, predicted = np.asarray(is_member, bool), np.asarray(predicted, bool)
-    fpr, tpr, _ = roc_curve(is_member, scores)
+    fpr, tpr, _ = roc_curve(is_member, scores, drop_intermediate=False)
     out = {"auc": float(roc_auc_score(is_member, scores))}
     for at in FPR_POINTS:
         out[f"tpr_at_fpr_{at:g}"] = tpr_at_fpr(fpr, tpr, at)

@@ -62,10 +62,10 @@ def exactly_once(results, n_trials: int) -> pd.DataFrame:
     assert len(trials) == n_trials and trials.trial_id.is_unique
     assert (trials.status == "ok").all(), trials.error.tolist()
     per_trial = tables["attacks"].groupby("trial_id").size()
-    assert set(per_trial.index) == set(trials.trial_id) and (per_trial == 10).all()
+    assert set(per_trial.index) == set(trials.trial_id) and (per_trial == 11).all()
     scores = tables["scores"]
     assert not scores.duplicated(["trial_id", "attack", "variant", "eval_set", "sample_id"]).any()
-    assert len(scores) == n_trials * 10 * 120
+    assert len(scores) == n_trials * 11 * 120  # ten variants and the attacker's choice
     return trials
 
 

@@ -30,10 +30,11 @@ def test_tables_follow_the_schema(tables):
 
 def test_attack_rows_are_reproduced_from_the_scores(tables):
     attacks, scores = tables["attacks"], tables["scores"]
-    assert len(attacks) == 10 and len(scores) == 10 * 120
+    assert len(attacks) == 11 and len(scores) == 11 * 120  # ten variants, attacker's choice
     for _, row in attacks.iterrows():
         part = scores[(scores.attack == row.attack) & (scores.variant == row.variant)]
-        fpr, tpr, _ = roc_curve(part.is_member, part.score)
+        assert len(part) == 120
+        fpr, tpr, _ = roc_curve(part.is_member, part.score, drop_intermediate=False)
         assert tpr_at_fpr(fpr, tpr, 0.01) == row["tpr_at_fpr_0.01"]
         assert tpr_at_fpr(fpr, tpr, 0.001) == row["tpr_at_fpr_0.001"]
         assert roc_auc_score(part.is_member, part.score) == row.auc
@@ -92,8 +93,14 @@ def test_summarize_averages_each_configuration_over_its_seeds(tables, digits, tm
     none = table[table["defense.name"] == "none"].iloc[0]
     want = np.mean([r["trials"].test_acc[0] for r in runs[:2]])
     assert none.test_acc == pytest.approx(want)
-    best = [r["attacks"].auc.max() for r in runs[:2]]
-    assert none.best_auc == pytest.approx(np.mean(best))
+    chosen = [r["attacks"].query("attack == 'attacker_choice'").iloc[0] for r in runs[:2]]
+    assert none.auc == pytest.approx(np.mean([c.auc for c in chosen]))
+    assert none.auc_sd == pytest.approx(np.std([c.auc for c in chosen], ddof=1))
+    assert none.auc_lo == pytest.approx(np.mean([c.auc_lo for c in chosen]))
+    assert none.choice == ",".join(sorted({c.variant for c in chosen}))
+    holds = sum(c.auc_lo <= 0.5 <= c.auc_hi for c in chosen)
+    assert none.chance == f"{holds}/2"
+    assert "best_auc" not in table.columns  # no maximum over attacks on evaluation labels
 
 
 def test_reference_attacks_in_a_trial(digits):
@@ -101,7 +108,8 @@ def test_reference_attacks_in_a_trial(digits):
                           attacks=("loss", "lira", "rmia"))
     tables = run_trial(exp, digits, InProcessExecutor(digits))
     attacks, scores = tables["attacks"], tables["scores"]
-    assert sorted(attacks.attack.value_counts().items()) == [("lira", 6), ("loss", 2), ("rmia", 2)]
+    assert sorted(attacks.attack.value_counts().items()) == [
+        ("attacker_choice", 1), ("lira", 6), ("loss", 2), ("rmia", 2)]
     assert {"online_aug6", "offline_aug6"} < set(attacks.variant)  # identity, hflip, 4 shifts
     assert len(tables["signals"]) == 5 * 160  # the pool is part of the universe
     for _, row in attacks.iterrows():

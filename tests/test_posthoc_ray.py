@@ -64,7 +64,8 @@ def test_label_only_attacks_on_ray(ray_session, tmp_path):
     per_output = attacks.pivot_table(index=["attack", "eval_set"], columns=attacks.trial_id.map(
         tables["trials"].set_index("trial_id")["output.name"]), values="auc")
     assert set(per_output.index) == {(attack, eval_set) for attack in
-                                     ("correctness", "augmentation", "boundary")
+                                     ("correctness", "augmentation", "boundary",
+                                      "attacker_choice")
                                      for eval_set in ("original", "scaled")}
     # the labels are all these attacks use: the same with and without the label-only output,
     # on in-distribution and out-of-distribution non-members

@@ -40,12 +40,16 @@ def test_every_attack_reports_on_every_eval_set(queried):
     _, tables, _ = queried
     attacks = tables["attacks"]
     original = attacks[attacks.eval_set == "original"]
-    assert set(original.attack) == {"correctness", "lira", "augmentation", "boundary"}
+    assert set(original.attack) == {"correctness", "lira", "augmentation", "boundary",
+                                    "attacker_choice"}
     assert {"online_aug6", "offline_aug6"} < set(original.variant)
     for name in ("permuted", "scaled", "natural"):
         ood = attacks[attacks.eval_set == name]
         assert set(ood.variant) == set(original.variant)
         assert (ood.n_members == 60).all() and (ood.n_nonmembers == 60).all()
+        # the attacker's choice is made once, in distribution, and kept on every set
+        assert set(ood[ood.attack == "attacker_choice"].variant) == \
+            set(original[original.attack == "attacker_choice"].variant)
     counts = tables["scores"].groupby(["eval_set", "attack", "variant"]).size()
     assert (counts == 120).all()
 
@@ -117,7 +121,7 @@ def test_label_only_attacks_run_on_a_label_only_output(digits, tmp_path):
     exp = tiny_experiment(output=LabelOnly(), attacks=("correctness", "augmentation", "boundary"),
                           queries=QueryConfig(boundary_queries=100))
     attacks = run_trial(exp, digits, InProcessExecutor(digits), cache_dir=str(tmp_path))["attacks"]
-    assert set(attacks.attack) == {"correctness", "augmentation", "boundary"}
+    assert set(attacks.attack) == {"correctness", "augmentation", "boundary", "attacker_choice"}
     assert attacks.auc.between(0, 1).all()
 
 

@@ -70,7 +70,7 @@ def test_ray_and_in_process_runs_agree(sweep_run, digits):
     exp = tiny_experiment()
     tables = read_results(sweep_run[2])
     ray_attacks = tables["attacks"][tables["attacks"].trial_id == exp.trial_id]
-    assert len(ray_attacks) == 10, "the sweep's undefended trial is tiny_experiment()"
+    assert len(ray_attacks) == 11, "the sweep's undefended trial is tiny_experiment()"
     local = run_trial(exp, digits, InProcessExecutor(digits), sweep="tiny")["attacks"]
     pd.testing.assert_frame_equal(ray_attacks.reset_index(drop=True), local[ray_attacks.columns])
 
