@@ -181,7 +181,8 @@ def test_memguard_keys_each_query_by_its_bytes(digits):
     with torch.no_grad():  # the same logits for both copies (BLAS may round by batch position)
         logits = np.tile(model(x[200:300]).numpy(), (2, 1))
     twice = release(inputs, logits, np.arange(200))  # one query, two sample ids
-    np.testing.assert_array_equal(twice[:100], twice[100:])
+    # the same coin and the same search; the batched search may round by batch position
+    np.testing.assert_allclose(twice[:100], twice[100:], rtol=0, atol=1e-12)
     probs = np.exp(logits[:100] - logits[:100].max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)
     noisy = np.abs(twice[:100] - probs).sum(1) > 1e-4
