@@ -1,4 +1,9 @@
-"""The Parquet tables (schema_version 1): schemas, atomic part files, reading back.
+"""The Parquet tables: schemas, atomic part files, reading back.
+
+schema_version 2 adds to version 1 the `attacks` table's intervals, null band,
+rehearsal and direction columns and its `attacker_choice` rows (the chosen
+variant named in `variant`); shadow models train on as many examples as the
+target. Parts of both versions read back together (`read_results`).
 
 Under a results directory each table is a folder of part files, one per trial,
 named `<table>/<trial_id>.parquet`. A part is written to a hidden temporary
@@ -22,7 +27,7 @@ from raymia.config import Experiment
 from raymia.intervals import interval_columns
 from raymia.metrics import FPR_POINTS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 TABLES = ("trials", "attacks", "scores", "signals")
 F64, F32, I64, STR, BOOL = pa.float64(), pa.float32(), pa.int64(), pa.string(), pa.bool_()
 TIME = pa.timestamp("us", tz="UTC")
@@ -135,10 +140,18 @@ def write_part(results_dir: Path, table: str, trial_id: str, frame) -> Path:
     return path
 
 
+def read_table(folder) -> pd.DataFrame:
+    """One table's part files as one DataFrame, their schemas unified: a column
+    that some parts lack (written by an older schema_version, or before a new
+    stat or defense field existed) is null in those rows, never dropped."""
+    parts = [pq.read_table(path) for path in sorted(Path(folder).glob("*.parquet"))]
+    return pa.concat_tables(parts, promote_options="permissive").to_pandas()
+
+
 def read_results(results_dir) -> dict[str, pd.DataFrame]:
     """Every table present under `results_dir` as a DataFrame, keyed by table name."""
     root = Path(results_dir)
-    return {t: pd.read_parquet(root / t) for t in TABLES
+    return {t: read_table(root / t) for t in TABLES
             if (root / t).is_dir() and any((root / t).glob("*.parquet"))}
 
 

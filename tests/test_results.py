@@ -46,3 +46,33 @@ def test_finished_ok_reads_the_status(tmp_path):
     assert not finished_ok(tmp_path, exp.trial_id)
     write_part(tmp_path, "trials", exp.trial_id, trial_row(exp, "s", "ok", "", now, 0, ""))
     assert finished_ok(tmp_path, exp.trial_id)
+
+
+def test_parts_of_two_schema_versions_read_back_with_every_column(tmp_path, digits):
+    """A sweep begun with schema_version 1 (no intervals, no attacker's choice) and
+    resumed with 2: every column of both is there, null where a part lacks it."""
+    import pyarrow as pa
+
+    from raymia.execution.inprocess import InProcessExecutor
+    from raymia.experiment import run_trial
+    from raymia.results import SCHEMA_VERSION, write_trial
+
+    new = run_trial(tiny_experiment(), digits, InProcessExecutor(digits), "s")
+    write_trial(tmp_path, "new", new)
+    old_columns = [c for c in SCHEMAS["attacks"].names
+                   if not c.endswith(("_lo", "_hi")) and not c.startswith(
+                       ("max_fp", "rehearsal", "direction", "n_no_out"))]
+    old = new["attacks"][new["attacks"].attack != "attacker_choice"][old_columns]
+    (tmp_path / "attacks").mkdir(exist_ok=True)
+    pq.write_table(pa.Table.from_pandas(old.assign(trial_id="old"), preserve_index=False),
+                   tmp_path / "attacks" / "old.parquet")  # sorts first: read before "new"
+    trials = new["trials"].assign(trial_id="old", schema_version=1)
+    pq.write_table(pa.Table.from_pandas(trials.drop(columns=["models_cached"]),
+                                        preserve_index=False), tmp_path / "trials" / "old.parquet")
+    tables = read_results(tmp_path)
+    attacks = tables["attacks"]
+    assert set(attacks.columns) == set(SCHEMAS["attacks"].names)
+    assert attacks[attacks.trial_id == "old"].auc_lo.isna().all()
+    assert attacks[attacks.trial_id != "old"].auc_lo.notna().all()
+    assert sorted(tables["trials"].schema_version) == [1, SCHEMA_VERSION]
+    assert "models_cached" in tables["trials"].columns
