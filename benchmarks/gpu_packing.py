@@ -24,7 +24,7 @@ from raymia import ModelConfig, Resources, TrainConfig
 from raymia.data.dataset import checked
 from raymia.execution.actors import RayExecutor
 from raymia.seeding import derive_seed, rng
-from raymia.train import TrainJob
+from raymia.train.job import TrainJob
 
 
 def cifar_like(n: int = 10_000, classes: int = 10):

@@ -23,7 +23,7 @@ from raymia.data.splits import make_splits
 from raymia.execution.actors import RayExecutor
 from raymia.execution.inprocess import InProcessExecutor
 from raymia.seeding import derive_seed
-from raymia.train import TrainJob
+from raymia.train.job import TrainJob
 
 
 def shadow_jobs(data, n_models: int, epochs: int) -> list[TrainJob]:

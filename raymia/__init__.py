@@ -1,13 +1,14 @@
 """raymia: membership inference attacks and defenses as experiments at scale, on Ray."""
-__version__ = "0.1.0"
+from raymia.version import __version__  # noqa: F401
 
 from raymia.config import (ConfigError, DataConfig, EvaluationConfig, Experiment, ModelConfig,  # noqa: E402
                            QueryConfig, ReferenceConfig, Resources, ShadowConfig, SplitConfig, Sweep,
                            TrainConfig)
 from raymia.defenses import (DPSGD, L2, AdvReg, EarlyStopping, LabelOnly,  # noqa: E402
                              LabelSmoothing, Laplace, MemGuard, MixupMMD, NoDefense, NoOutput,
-                             Rounding, Selena, Temperature, TopK)
+                             Rounding, Temperature, TopK)
 from raymia.results import read_results  # noqa: E402
+from raymia.selena import Selena  # noqa: E402
 
 __all__ = ["DPSGD", "AdvReg", "ConfigError", "DataConfig", "EarlyStopping", "EvaluationConfig", "Experiment", "L2",
            "LabelOnly", "LabelSmoothing", "Laplace", "MemGuard", "MixupMMD", "ModelConfig",

@@ -16,10 +16,11 @@ import numpy as np
 
 from raymia.attacks import AttackInputs
 from raymia.config import Experiment
+from raymia.defenses.posthoc import NoOutput
 from raymia.data.splits import Splits
 from raymia.queries import AUG, ood_data, ood_name
 from raymia.seeding import derive_seed
-from raymia.train import JobResult, TrainJob
+from raymia.train.job import JobResult, TrainJob
 from raymia.train.job import BoundaryQuery
 
 ORIGINAL = "original"
@@ -112,8 +113,6 @@ def boundary_jobs(exp: Experiment, splits: Splits, jobs: list[TrainJob],
     only, so the distances are the same either way. The attacker queries
     released labels: an output defense that may move a label (laplace)
     answers the queries."""
-    from raymia.defenses import NoOutput
-
     q = exp.queries
     models = [("target", jobs[0], 0, splits.audit, None)]
     shadow_jobs = jobs[1:]

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import torch
 
-from raymia.config import ConfigError, check, check_choice
+from raymia import registry
+from raymia.errors import ConfigError, check, check_choice
 from raymia.seeding import derive_seed
 
 
@@ -94,13 +95,15 @@ def flip_features(x: torch.Tensor, flips: int, n_noise: int, seed: int,
     return torch.where(chosen, 1 - x, x)
 
 
-AUGMENTATIONS: dict[str, Augmentation] = {
+AUGMENTATIONS: dict[str, Augmentation] = registry.AUGMENTATIONS
+for _name, _aug in {
     "identity": Augmentation(lambda x, p: x[None], lambda p: 1, "any"),
     "hflip": Augmentation(lambda x, p: x.flip(-1)[None], lambda p: 1, "image"),
     "shift": Augmentation(_shift, lambda p: 4 * p.shift, "image"),
     "flip": Augmentation(lambda x, p: flip_features(x, p.flips, p.n_noise, p.seed, p.keys),
                          lambda p: p.n_noise, "binary"),
-}
+}.items():
+    AUGMENTATIONS.register(_name, _aug)
 #: the per-example input rank each kind of data needs
 _RANK = {"image": 3, "binary": 1}
 

@@ -57,7 +57,7 @@ def rehearse(names, inputs: AttackInputs, cfg, rounds: int) -> dict[tuple[str, s
         round_inputs, is_member = as_target(inputs, k)
         for name in names:
             try:
-                outputs = ATTACKS[name](round_inputs, cfg)
+                outputs = ATTACKS[name].run(round_inputs, cfg)
             except MissingSignal:
                 continue
             for out in outputs:

@@ -16,25 +16,10 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+from raymia import registry
+from raymia.errors import ConfigError, check, check_choice
 
-class ConfigError(ValueError):
-    """Bad input: one line that names the culprit (a dotted config path or a file)."""
-
-    def __init__(self, where: str, message: str):
-        self.where, self.message = where, message
-        super().__init__(f"{where}: {message}" if where else message)
-
-    def under(self, prefix: str) -> "ConfigError":
-        return ConfigError(f"{prefix}.{self.where}" if self.where else prefix, self.message)
-
-
-def check(condition: bool, where: str, message: str) -> None:
-    if not condition:
-        raise ConfigError(where, message)
-
-
-def check_choice(value: str, choices, where: str) -> None:
-    check(value in choices, where, f"unknown value {value!r}; valid: {', '.join(sorted(choices))}")
+__all__ = ["ConfigError", "check", "check_choice"]  # with the config classes below
 
 
 @dataclass(frozen=True)
@@ -50,9 +35,7 @@ class DataConfig:
     n_classes: int = 100
 
     def __post_init__(self):
-        from raymia.data import DATASETS
-
-        check_choice(self.name, DATASETS, "name")
+        registry.DATASETS.check(self.name, "name")
         check(self.size >= 2, "size", f"must be >= 2, got {self.size}")
         check(self.n_features >= 1, "n_features", f"must be >= 1, got {self.n_features}")
         check(self.n_classes >= 2, "n_classes", f"must be >= 2, got {self.n_classes}")
@@ -87,11 +70,9 @@ class ModelConfig:
     activation: str = "relu"
 
     def __post_init__(self):
-        from raymia.models import ACTIVATIONS, check_model_name
-
-        check_model_name(self.name)
+        registry.MODELS.check(self.name, "name")
         check(all(w >= 1 for w in self.widths), "widths", f"must be positive, got {self.widths}")
-        check_choice(self.activation, ACTIVATIONS, "activation")
+        registry.ACTIVATIONS.check(self.activation, "activation")
 
 
 OPTIMIZERS = ("sgd", "adam")
@@ -143,9 +124,8 @@ class ShadowConfig:
 
 
 def _default_attacks() -> tuple[str, ...]:
-    from raymia.attacks import DEFAULT_ATTACKS
-
-    return DEFAULT_ATTACKS
+    """The attacks registered as defaults (the metric attacks)."""
+    return tuple(name for name, spec in registry.ATTACKS.items() if spec.default)
 
 
 @dataclass(frozen=True)
@@ -160,9 +140,7 @@ class ReferenceConfig:
     attack_model: str = "mlp"
 
     def __post_init__(self):
-        from raymia.attacks.learned import MODELS
-
-        check_choice(self.attack_model, MODELS, "attack_model")
+        registry.ATTACK_MODELS.check(self.attack_model, "attack_model")
         check(self.n_models is None or self.n_models >= 1, "n_models",
               f"must be >= 1, got {self.n_models}")
         check(self.rmia_gamma > 0, "rmia_gamma", f"must be > 0, got {self.rmia_gamma}")
@@ -193,11 +171,8 @@ class QueryConfig:
     eval_sets: tuple[str, ...] = ()
 
     def __post_init__(self):
-        from raymia.augment import AUGMENTATIONS
-        from raymia.data.ood import OOD_SETS
-
         for i, name in enumerate(self.augmentations):
-            check_choice(name, AUGMENTATIONS, f"augmentations[{i}]")
+            registry.AUGMENTATIONS.check(name, f"augmentations[{i}]")
         check(self.shift >= 1, "shift", f"must be >= 1, got {self.shift}")
         check(len(self.flips) > 0 and min(self.flips) >= 1, "flips",
               f"must be counts >= 1, got {self.flips}")
@@ -209,7 +184,7 @@ class QueryConfig:
         check(self.boundary_chunk >= 1, "boundary_chunk",
               f"must be >= 1, got {self.boundary_chunk}")
         for i, name in enumerate(self.eval_sets):
-            check_choice(name, OOD_SETS, f"eval_sets[{i}]")
+            registry.OOD_SETS.check(name, f"eval_sets[{i}]")
         check(len(set(self.eval_sets)) == len(self.eval_sets), "eval_sets",
               f"names a set twice: {self.eval_sets}")
 
@@ -241,15 +216,11 @@ LATER_SECTIONS = ("output", "queries", "evaluation")
 
 
 def _default_defense():
-    from raymia.defenses import NoDefense
-
-    return NoDefense()
+    return registry.DEFENSES["none"]()
 
 
 def _default_output():
-    from raymia.defenses import NoOutput
-
-    return NoOutput()
+    return registry.OUTPUTS["none"]()
 
 
 @dataclass(frozen=True)
@@ -270,36 +241,25 @@ class Experiment:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
     def __post_init__(self):
-        from raymia.attacks import ATTACKS, LABEL_ONLY_ATTACKS
-        from raymia.defenses import DEFENSES, OUTPUTS
-
         check(0 <= self.seed < 2**32, "seed", f"must be in [0, 2**32), got {self.seed}")
-        check(type(self.defense) in DEFENSES.values(), "defense",
+        check(type(self.defense) in registry.DEFENSES.values(), "defense",
               f"must be a defense config, got {self.defense!r}")
-        check(type(self.output) in OUTPUTS.values(), "output",
+        check(type(self.output) in registry.OUTPUTS.values(), "output",
               f"must be an output defense config, got {self.output!r}")
         check(len(self.attacks) > 0, "attacks", "must name at least one attack")
         for i, name in enumerate(self.attacks):
-            try:
-                check_choice(name, ATTACKS, f"attacks[{i}]")
-            except TypeError:
-                raise ConfigError(f"attacks[{i}]", f"must be a name, got {name!r}") from None
+            registry.ATTACKS.check(name, f"attacks[{i}]")
+        labels_only = sorted(n for n, spec in registry.ATTACKS.items() if spec.labels_only)
         for i, name in enumerate(self.attacks):
-            check(not self.output.labels_only or name in LABEL_ONLY_ATTACKS, f"attacks[{i}]",
-                  f"{name} needs scores, but output {self.output.name} releases labels only; "
-                  f"label-only attacks: {', '.join(LABEL_ONLY_ATTACKS)}")
+            check(not self.output.labels_only or registry.ATTACKS[name].labels_only,
+                  f"attacks[{i}]", f"{name} needs scores, but output {self.output.name} "
+                  f"releases labels only; label-only attacks: {', '.join(labels_only)}")
         n_ref = self.reference.n_models
         check(n_ref is None or n_ref <= self.shadows.n_models, "reference.n_models",
               f"asks for {n_ref} reference models but shadows.n_models trains "
               f"{self.shadows.n_models}")
-        check("rmia" not in self.attacks or self.split.n_shadow_pool > 0, "attacks",
-              "rmia needs population samples: set split.n_shadow_pool > 0")
-        check("selena_adaptive" not in self.attacks or self.split.n_validation > 0, "attacks",
-              "selena_adaptive needs the attacker's own non-members: set split.n_validation > 0")
-        check("boundary" not in self.attacks
-              or self.queries.boundary_models <= self.shadows.n_models, "queries.boundary_models",
-              f"asks for {self.queries.boundary_models} shadow models but shadows.n_models "
-              f"trains {self.shadows.n_models}")
+        for name in self.attacks:  # what each attack declares it needs of the experiment
+            registry.ATTACKS[name].check(self)
 
     def to_dict(self) -> dict:
         return to_dict(self)
@@ -359,12 +319,29 @@ def from_dict(cls, data: Any, path: str = ""):
         raise (e.under(path) if path else e) from None
 
 
+#: Experiment fields whose value is a config class from a registry (the name picks it)
+CLASS_REGISTRIES = {"defense": (registry.DEFENSES, "a defense"),
+                    "output": (registry.OUTPUTS, "an output defense")}
+
+
+def registered_config(value, field_name: str, where: str):
+    """The config of a `defense`/`output` field from an instance, a mapping with
+    `name`, or a bare name."""
+    reg, what = CLASS_REGISTRIES[field_name]
+    if isinstance(value, tuple(reg.values())):
+        return value
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, dict) or "name" not in value:
+        raise ConfigError(where, f"expected {what} config with a 'name', got {value!r}")
+    reg.check(value["name"], f"{where}.name")
+    return from_dict(reg[value["name"]], value, where)
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if tp is Any:  # the defense or output defense: resolved through its registry
-        from raymia.defenses import REGISTRIES
-
-        return REGISTRIES[where.rsplit(".", 1)[-1]][0](value, where)
+        return registered_config(value, where.rsplit(".", 1)[-1], where)
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
     if origin in (typing.Union, types.UnionType):

@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from raymia import __version__
-from raymia.adaptive import Attacker, reference_query
+from raymia.version import __version__
+from raymia.selena.attacker import Attacker, reference_query
 from raymia.attacks import run_attacks
+from raymia.attacks.spec import needs_stage
 from raymia.choice import CRITERION, choose, rehearse
 from raymia.audit import ORIGINAL, boundary_distances, boundary_jobs, ood_inputs, original_inputs
 from raymia.config import Experiment, flatten
@@ -32,11 +33,11 @@ from raymia.data.splits import Splits, make_splits
 from raymia.defenses import NoDefense, NoOutput, defense_fields, output_fields
 from raymia.intervals import bootstrap_intervals, null_band
 from raymia.metrics import FPR_POINTS, accuracy, attack_metrics, ece
-from raymia.results import SCHEMA_VERSION, TRAINING_STATS, to_table
+from raymia.results import SCHEMA_VERSION, to_table, training_stats
 from raymia.seeding import derive_seed, rng
 from raymia.signals import correct, max_prob, phi, true_log_prob
 from raymia.queries import ood_name, query_sets
-from raymia.train import JobResult, TrainJob
+from raymia.train.job import JobResult, TrainJob
 
 
 class Executor(Protocol):
@@ -148,7 +149,7 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
     t0 = time.time()
     splits = make_splits(len(data), exp.split, exp.shadows.n_models, exp.seed, exp.data.name)
     jobs = make_jobs(exp, splits, cache_dir, data.kind)
-    attacker = Attacker(exp, splits, jobs[0]) if "selena_adaptive" in exp.attacks else None
+    attacker = Attacker(exp, splits, jobs[0]) if needs_stage(exp, "adaptive") else None
     theirs = attacker.jobs if attacker else []  # the adaptive attacker's Split-AI
     if attacker:
         jobs[0] = dataclasses.replace(jobs[0], query_sets=jobs[0].query_sets + (
@@ -172,7 +173,7 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
         target.logits = np.concatenate([a.logits for a in answers], axis=1)
         query_only += answers
     boundary, ood_boundary = (None, None), {}
-    if "boundary" in exp.attacks:
+    if needs_stage(exp, "boundary"):
         query_jobs, measured = boundary_jobs(exp, splits, jobs, cached=cache_dir is not None)
         queried = executor.run(query_jobs)
         boundary, ood_boundary = boundary_distances(exp, measured, queried)
@@ -218,9 +219,11 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
         "attack_s": attack_s, **placement,
     }
     metrics["gap"] = metrics["train_acc"] - metrics["test_acc"]
-    unknown = set(target.stats[0]) - set(TRAINING_STATS)
+    declared = {"epochs_run", *exp.defense.stats, *exp.output.stats}
+    unknown = set(target.stats[0]) - declared
     if unknown:
-        raise ValueError(f"training reported {sorted(unknown)}, which the trials table lacks")
+        raise ValueError(f"training reported {sorted(unknown)}, which neither "
+                         f"{exp.defense.name} nor {exp.output.name} declares in its `stats`")
     tables = {
         "trials": trial_row(exp, sweep, "ok", "", started, t0, node, **metrics),
         # through the schema: the column types a reader of the Parquet part gets
@@ -270,7 +273,7 @@ def trial_row(exp: Experiment, sweep: str, status: str, error: str, started: dat
     }
     for name in ("train_acc", "test_acc", "gap", "ece", "n_members", "n_nonmembers",
                  "n_shadow_models", "train_s", "shadow_s", "attack_s", "models_trained",
-                 "models_cached", "job_nodes", *TRAINING_STATS):
+                 "models_cached", "job_nodes", *training_stats()):
         row[name] = metrics.get(name)
     return pd.DataFrame([row])
 

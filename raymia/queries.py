@@ -1,4 +1,5 @@
-"""The extra queries a trial's models answer, decided by its attacks and eval sets.
+"""The extra queries a trial's models answer, decided by its attacks (what their
+specs ask for, raymia.attacks.spec) and eval sets.
 
   "aug"             identity + `queries.augmentations` of every example asked
                     about (images; LiRA's augmented variants, the augmentation attack)
@@ -19,13 +20,16 @@ from functools import partial
 
 import numpy as np
 
-from raymia.augment import check_augmentations, check_binary, queries
-from raymia.config import ConfigError, Experiment
+from raymia.attacks.spec import asked_queries
+from raymia.augment import check_augmentations, queries
+from raymia.config import Experiment
+from raymia.registry import ATTACKS
 from raymia.data.ood import check_ood_sets, make_ood
 from raymia.seeding import derive_seed
 from raymia.train.job import QuerySet
 
-AUG = "aug"
+AUG = "aug"  # the query kinds an attack may ask for (AttackSpec.queries)
+NOISE = "noise"
 
 
 def noise_name(k: int) -> str:
@@ -41,9 +45,8 @@ def augmentations(exp: Experiment) -> tuple[str, ...]:
 
 
 def wants_augmented(exp: Experiment, kind: str) -> bool:
-    """Augmented queries: for the augmentation attack, and for LiRA on images."""
-    return "augmentation" in exp.attacks or ("lira" in exp.attacks and kind == "image"
-                                             and len(exp.queries.augmentations) > 0)
+    """Whether some attack asks for augmented queries (AttackSpec.queries)."""
+    return AUG in asked_queries(exp, kind)
 
 
 def ood_data(exp: Experiment, data, rows: np.ndarray, eval_set: str):
@@ -69,7 +72,7 @@ def _per_example(exp: Experiment, kind: str) -> list[tuple[str, tuple, dict]]:
     q, out = exp.queries, []
     if wants_augmented(exp, kind):
         out.append((AUG, augmentations(exp), {"shift": q.shift}))
-    if "noise" in exp.attacks:
+    if NOISE in asked_queries(exp, kind):
         out += [(noise_name(k), ("flip",), {"flips": k, "n_noise": q.n_noise,
                                             "seed": derive_seed(exp.seed, "noise", k)})
                 for k in q.flips]
@@ -110,25 +113,16 @@ def _own_noise(params: dict, eval_set: str) -> dict:
 
 
 def check_queries(exp: Experiment, data) -> None:
-    """ConfigError, before any training, for queries this data cannot answer."""
+    """ConfigError, before any training, for queries this data cannot answer and
+    for what the trial's attacks declare they need of the data."""
     q = exp.queries
-    if wants_augmented(exp, data.kind):
+    asked = asked_queries(exp, data.kind)
+    if AUG in asked:
         check_augmentations(augmentations(exp), data.input_shape, "queries.augmentations",
                             shift=q.shift)
-    if "noise" in exp.attacks:
-        where = "attacks"
-        if len(data.input_shape) != 1:
-            raise ConfigError(where, f"noise needs binary tabular data, {data.name} is "
-                                     f"{data.kind} of shape {data.input_shape}")
-        check_binary(data.x, where)
+    for name in exp.attacks:
+        ATTACKS[name].requires_data(exp, data)
+    if NOISE in asked:
         check_augmentations(("flip",), data.input_shape, "queries.flips",
                             flips=max(q.flips), n_noise=q.n_noise)
     check_ood_sets(q.eval_sets, data.kind, data.input_shape, "queries.eval_sets")
-    if "selena_adaptive" in exp.attacks:
-        from raymia.adaptive import split_sizes
-
-        (k, l_out), known = split_sizes(exp), exp.split.n_members // 2
-        if known * (k - l_out) < k:
-            raise ConfigError("attacks", f"selena_adaptive's Split-AI ({k} submodels, each "
-                                         f"leaving out {l_out}) gets too few of the {known} "
-                                         "members the attacker knows")

@@ -3,8 +3,8 @@
     python -m raymia.rerun RESULTS_DIR [--n-reference 1 2 16] [--gamma 1.0]
 
 For each trial with a `signals` table it rebuilds the attack inputs from the
-target's and the shadow models' stored p_y, phi and in_train, and prints
-LiRA's and RMIA's AUC and TPR at 1% FPR with the first N shadow models as
+target's and the shadow models' stored p_y, phi and in_train, and prints the
+replayable attacks' (AttackSpec.replayable: LiRA's and RMIA's) AUC and TPR at 1% FPR with the first N shadow models as
 references (`n_no_out_reference`: for the offline variants, the audit
 examples none of those models left out, scored from pooled OUT statistics).
 LiRA and RMIA see the logits only through p_y (phi is a function
@@ -20,10 +20,10 @@ import sys
 import numpy as np
 import pandas as pd
 
-from raymia.attacks import AttackInputs
-from raymia.attacks.lira import lira
-from raymia.attacks.rmia import rmia
+from raymia.attacks import AttackInputs, MissingSignal
+from raymia.config import ReferenceConfig
 from raymia.metrics import attack_metrics
+from raymia.registry import ATTACKS
 from raymia.results import read_results
 
 
@@ -59,9 +59,15 @@ def rerun(results_dir, n_reference=(None,), gamma: float = 1.0) -> pd.DataFrame:
         audit = trial_scores[(trial_scores.attack == first.attack)
                              & (trial_scores.variant == first.variant)].sample_id.to_numpy()
         inputs, is_member = inputs_from_signals(trial_signals, audit)
-        has_pool = len(inputs.target_population_logits) > 0
         for n in n_reference:
-            outputs = lira(inputs, n) + (rmia(inputs, n, gamma) if has_pool else [])
+            cfg = ReferenceConfig(n_models=n, rmia_gamma=gamma)
+            outputs = []
+            for spec in ATTACKS.values():
+                if spec.replayable:
+                    try:
+                        outputs += spec.run(inputs, cfg)
+                    except MissingSignal:  # rmia without a shadow pool
+                        pass
             for out in outputs:
                 m = attack_metrics(out.scores.astype(np.float32), is_member, out.predicted,
                                    np.zeros(len(is_member)))

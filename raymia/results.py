@@ -24,6 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raymia.config import Experiment
+from raymia.defenses import defense_fields, output_fields
+from raymia.registry import DEFENSES, OUTPUTS
 from raymia.intervals import interval_columns
 from raymia.metrics import FPR_POINTS
 
@@ -44,7 +46,7 @@ def _arrow(tp) -> pa.DataType:
 def config_columns() -> dict[str, pa.DataType]:
     """Every leaf of the Experiment config as a dotted column; `defense.<field>`
     for every field any registered defense has."""
-    from raymia.defenses import REGISTRIES
+    fields = {"defense": defense_fields, "output": output_fields}
 
     def walk(cls, prefix: str) -> dict[str, pa.DataType]:
         out: dict[str, pa.DataType] = {}
@@ -55,8 +57,7 @@ def config_columns() -> dict[str, pa.DataType]:
                 out.update(walk(tp, path + "."))
             elif tp is typing.Any:  # the defense or output, registries of dataclasses
                 out[path + ".name"] = STR
-                fields = REGISTRIES[f.name][1]()
-                out.update({f"{path}.{k}": _arrow(t) for k, t in fields.items()})
+                out.update({f"{path}.{k}": _arrow(t) for k, t in fields[f.name]().items()})
             else:
                 out[path] = _arrow(tp)
         return out
@@ -68,11 +69,14 @@ def _schema(columns) -> pa.Schema:
     return pa.schema([pa.field(name, tp) for name, tp in columns])
 
 
-#: what the target's training reports (raymia.train.hooks.Hook.report), null where
-#: not applicable: DP accounting, the epochs run and the one early stopping chose
-TRAINING_STATS = {"epsilon": F64, "delta": F64, "noise_multiplier": F64, "sample_rate": F64,
-                  "dp_steps": I64, "accountant": STR, "epochs_run": I64, "best_epoch": I64,
-                  "mmd_epochs": I64, "fitted_temperature": F64, "prior_precision": F64}
+def training_stats() -> dict[str, pa.DataType]:
+    """What the target's training reports, null where not applicable: the epochs
+    run, and every stat a registered defense or output defense declares
+    (`stats`: DP accounting, the epoch early stopping chose, a fitted temperature...)."""
+    out = {"epochs_run": I64}
+    for cls in [*DEFENSES.values(), *OUTPUTS.values()]:
+        out.update({name: _arrow(tp) for name, tp in cls.stats.items()})
+    return out
 
 
 def trials_schema() -> pa.Schema:
@@ -80,7 +84,7 @@ def trials_schema() -> pa.Schema:
             ("error", STR), ("seed", I64), ("dataset", STR), ("model", STR), ("defense", STR)]
     config = [(k, t) for k, t in config_columns().items() if k != "seed"]
     tail = [("config_json", STR), ("train_acc", F64), ("test_acc", F64), ("gap", F64),
-            ("ece", F64), *TRAINING_STATS.items(), ("n_members", I64),
+            ("ece", F64), *training_stats().items(), ("n_members", I64),
             ("n_nonmembers", I64), ("n_shadow_models", I64), ("wall_s", F64), ("train_s", F64),
             ("shadow_s", F64), ("attack_s", F64), ("models_trained", I64),
             ("models_cached", I64), ("node", STR), ("job_nodes", STR), ("raymia_version", STR),
@@ -91,8 +95,18 @@ def trials_schema() -> pa.Schema:
 
 KEY = [("sweep", STR), ("trial_id", STR)]
 ATTACK_KEY = KEY + [("attack", STR), ("variant", STR), ("eval_set", STR)]
-SCHEMAS = {
-    "trials": trials_schema(),
+
+
+class _Schemas(dict):
+    """The tables' schemas; `trials` is derived from the registries when asked,
+    so a defense registered later (from a sweep file) has its columns."""
+
+    def __getitem__(self, name: str) -> pa.Schema:
+        return trials_schema() if name == "trials" else super().__getitem__(name)
+
+
+SCHEMAS = _Schemas({
+    "trials": None,
     "attacks": _schema(ATTACK_KEY + [("auc", F64)]
                        + [(f"tpr_at_fpr_{a:g}", F64) for a in FPR_POINTS]
                        + [(k, F64) for k in ("acc", "precision", "recall", "fpr", "threshold",
@@ -107,7 +121,7 @@ SCHEMAS = {
     "signals": _schema(KEY + [("role", STR), ("model_index", I64), ("sample_id", I64),
                               ("in_train", BOOL), ("p_true", F32), ("phi", F32),
                               ("correct", BOOL)]),
-}
+})
 
 
 def to_table(name: str, frame: pd.DataFrame | dict) -> pa.Table:

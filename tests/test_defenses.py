@@ -16,7 +16,7 @@ from raymia.defenses.dp import DPHook, default_delta
 from raymia.defenses.early_stopping import EarlyStoppingHook
 from raymia.defenses.mixup_mmd import MixupMMDHook, mmd2
 from raymia.experiment import make_jobs
-from raymia.train import TrainJob, run_job
+from raymia.train.job import TrainJob, run_job
 from raymia.train.hooks import HookContext
 from raymia.train.loop import IndexBatches
 

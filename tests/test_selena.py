@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from scipy.special import softmax
 
 from raymia.config import ConfigError
-from raymia.defenses.selena import (
+from raymia.selena.mechanism import (
     adaptive_features,
     attacker_known_members,
     check_split_params,

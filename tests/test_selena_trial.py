@@ -6,8 +6,8 @@ from conftest import tiny_experiment
 from raymia import (ConfigError, Experiment, QueryConfig, Resources, Selena, ShadowConfig,
                     SplitConfig)
 from raymia.data.splits import make_splits
-from raymia.defenses import selena
-from raymia.defenses.selena_defense import SoftLabels
+from raymia.selena import mechanism as selena
+from raymia.selena.defense import SoftLabels
 from raymia.execution.inprocess import InProcessExecutor
 from raymia.experiment import make_jobs, run_trial
 from raymia.seeding import derive_seed
@@ -82,7 +82,7 @@ def test_the_attackers_split_ai_answers_ood_inputs_by_their_own_hash(digits):
 
     from scipy.special import softmax
 
-    from raymia.adaptive import REFERENCE, Attacker
+    from raymia.selena.attacker import REFERENCE, Attacker
     from raymia.data.ood import make_ood
 
     exp = selena_experiment(queries=QueryConfig(eval_sets=("scaled",)))

@@ -3,7 +3,9 @@ import pytest
 import torch
 
 from raymia import L2, LabelSmoothing, ModelConfig, TrainConfig
-from raymia.train import Hook, TrainJob, TrainingDiverged, run_job, train_model
+from raymia.train.hooks import Hook
+from raymia.train.job import TrainJob, run_job
+from raymia.train.loop import TrainingDiverged, train_model
 
 
 def job(digits, seeds=(1, 2), epochs=10, defense=None, **train):

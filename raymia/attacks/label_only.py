@@ -19,6 +19,9 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from raymia.attacks.base import AttackOutput, MissingSignal
+from raymia.attacks.spec import register_attack
+from raymia.augment import check_binary
+from raymia.errors import ConfigError, check
 from raymia.attacks.thresholds import best_threshold
 
 #: the score of an example whose boundary was not reached (distance inf): finite,
@@ -112,7 +115,31 @@ def _correct(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return logits.argmax(-1) == labels
 
 
-def augmentation(inputs) -> list:
+def _aug(exp, data_kind: str) -> tuple[str, ...]:
+    return ("aug",)
+
+
+def _noise(exp, data_kind: str) -> tuple[str, ...]:
+    return ("noise",)
+
+
+def _binary_tabular(exp, data) -> None:
+    """The noise attack flips binary features: tabular data of 0s and 1s."""
+    if len(data.input_shape) != 1:
+        raise ConfigError("attacks", f"noise needs binary tabular data, {data.name} is "
+                                     f"{data.kind} of shape {data.input_shape}")
+    check_binary(data.x, "attacks")
+
+
+def _boundary_models(exp) -> None:
+    q = exp.queries
+    check(q.boundary_models <= exp.shadows.n_models, "queries.boundary_models",
+          f"asks for {q.boundary_models} shadow models but shadows.n_models trains "
+          f"{exp.shadows.n_models}")
+
+
+@register_attack("augmentation", labels_only=True, queries=_aug)
+def augmentation(inputs, cfg=None) -> list:
     """The augmentation attack on the "aug" queries (identity + augmentations)."""
     target_q, shadow_q = inputs.query("aug", "augmentation")
     fit = inputs.fit
@@ -122,7 +149,8 @@ def augmentation(inputs) -> list:
     return [AttackOutput("augmentation", f"{len(target_q)}_queries", scores, threshold)]
 
 
-def noise(inputs) -> list:
+@register_attack("noise", labels_only=True, queries=_noise, requires_data=_binary_tabular)
+def noise(inputs, cfg=None) -> list:
     """The random-flip noise attack on the "noise/<k>" queries, k chosen on shadows."""
     names = sorted((name for name in inputs.target_queries if name.startswith("noise/")),
                    key=lambda name: int(name.split("/")[1]))
@@ -136,7 +164,8 @@ def noise(inputs) -> list:
     return [AttackOutput("noise", "global", scores, threshold)]
 
 
-def boundary(inputs) -> list:
+@register_attack("boundary", labels_only=True, stages=("boundary",), requires=_boundary_models)
+def boundary(inputs, cfg=None) -> list:
     """The decision-boundary distance attack; threshold on the first shadow models."""
     if inputs.target_boundary is None or inputs.shadow_boundary is None:
         raise MissingSignal("boundary needs boundary distances, which this trial lacks")

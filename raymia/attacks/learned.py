@@ -22,15 +22,17 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from raymia import registry
 from raymia.attacks.base import AttackInputs, AttackOutput
+from raymia.attacks.spec import register_attack
 from raymia.signals import log_probs
 
-MODELS = {
-    "mlp": lambda: make_pipeline(StandardScaler(), MLPClassifier(
-        hidden_layer_sizes=(64,), max_iter=300, early_stopping=True, random_state=0)),
-    "logistic": lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)),
-    "gboost": lambda: HistGradientBoostingClassifier(random_state=0),
-}
+MODELS = registry.ATTACK_MODELS
+MODELS.register("mlp", lambda: make_pipeline(StandardScaler(), MLPClassifier(
+    hidden_layer_sizes=(64,), max_iter=300, early_stopping=True, random_state=0)))
+MODELS.register("logistic", lambda: make_pipeline(StandardScaler(),
+                                                  LogisticRegression(max_iter=1000)))
+MODELS.register("gboost", lambda: HistGradientBoostingClassifier(random_state=0))
 
 
 def _fit_predict(model: str, x_train, y_train, x_test) -> np.ndarray:
@@ -73,3 +75,8 @@ def top3(inputs: AttackInputs, model: str = "mlp") -> list[AttackOutput]:
     probs, _, member = _shadow_data(inputs)
     target = top(np.exp(log_probs(inputs.target_logits)))
     return [AttackOutput("top3", model, _fit_predict(model, top(probs), member, target), 0.5)]
+
+
+register_attack("shokri")(lambda inputs, cfg: shokri(inputs, cfg.attack_model))
+register_attack("nn")(lambda inputs, cfg: nn(inputs, cfg.attack_model))
+register_attack("top3")(lambda inputs, cfg: top3(inputs, cfg.attack_model))

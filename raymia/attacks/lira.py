@@ -20,6 +20,7 @@ from scipy.stats import norm
 
 from raymia.attacks.base import AttackInputs, AttackOutput
 from raymia.attacks.reference import fitted_threshold, masked_mean_std
+from raymia.attacks.spec import register_attack
 from raymia.signals import phi
 
 
@@ -59,6 +60,16 @@ def _columns(inputs: AttackInputs):
     n, refs = len(inputs.labels), inputs.references
     columns = np.r_[np.arange(n), np.setdiff1d(refs, np.arange(n))]
     return columns, np.isin(columns, refs)
+
+
+def _augmented_queries(exp, data_kind: str) -> tuple[str, ...]:
+    """LiRA asks for augmented queries of images (its `_aug` variants)."""
+    return ("aug",) if data_kind == "image" and exp.queries.augmentations else ()
+
+
+@register_attack("lira", queries=_augmented_queries, replayable=True)
+def lira_attack(inputs: AttackInputs, cfg) -> list[AttackOutput]:
+    return lira(inputs, cfg.n_models)
 
 
 def lira(inputs: AttackInputs, n_reference: int | None = None) -> list[AttackOutput]:

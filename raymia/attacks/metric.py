@@ -18,10 +18,13 @@ and scores stay higher = member.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from raymia.attacks.base import AttackInputs, AttackOutput
+from raymia.attacks.spec import register_attack
 from raymia.attacks.thresholds import best_threshold, class_thresholds
 from raymia.signals import correct, log_probs, true_log_prob
 
@@ -93,6 +96,11 @@ def metric_attack(name: str, inputs: AttackInputs) -> list[AttackOutput]:
         AttackOutput(name, "global", target, global_t, direction=direction),
         AttackOutput(name, "class", target - per_class[inputs.labels], 0.0, direction=direction),
     ]
+
+
+for _name in METRICS:
+    register_attack(_name, default=True, labels_only=_name == "correctness")(
+        partial(lambda inputs, cfg, name: metric_attack(name, inputs), name=_name))
 
 
 def orientation(shadow: np.ndarray, shadow_in: np.ndarray) -> int:

@@ -16,7 +16,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from raymia.attacks.base import AttackInputs, AttackOutput
+from raymia.attacks.base import AttackInputs, AttackOutput, MissingSignal
+from raymia.attacks.spec import register_attack
+from raymia.errors import check
 from raymia.attacks.reference import fitted_threshold, leave_one_out
 from raymia.signals import true_log_prob
 
@@ -70,11 +72,21 @@ def fit_a(refs, keep, population, gamma) -> float:
     return max(A_GRID, key=auc)
 
 
+def _needs_population(exp) -> None:
+    check(exp.split.n_shadow_pool > 0, "attacks",
+          "rmia needs population samples: set split.n_shadow_pool > 0")
+
+
+@register_attack("rmia", requires=_needs_population, replayable=True)
+def rmia_attack(inputs: AttackInputs, cfg) -> list[AttackOutput]:
+    return rmia(inputs, cfg.n_models, cfg.rmia_gamma)
+
+
 def rmia(inputs: AttackInputs, n_reference: int | None = None,
          gamma: float = 1.0) -> list[AttackOutput]:
     """Offline (OUT reference models, fitted `a`) and online RMIA on the audit set."""
     if inputs.target_population_logits is None or len(inputs.target_population_logits) == 0:
-        raise ValueError("rmia needs population samples: set split.n_shadow_pool > 0")
+        raise MissingSignal("rmia needs population samples: set split.n_shadow_pool > 0")
     n, models = len(inputs.labels), slice(0, n_reference)
     labels = inputs.universe_labels
     target_logits = np.concatenate([inputs.target_logits, inputs.target_population_logits])

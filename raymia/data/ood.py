@@ -65,7 +65,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from raymia.config import ConfigError
+from raymia import registry
+from raymia.errors import ConfigError
 from raymia.data.dataset import Dataset
 from raymia.seeding import rng
 
@@ -225,7 +226,8 @@ class OODSet:
     summary: str
 
 
-OOD_SETS: dict[str, OODSet] = {
+OOD_SETS: dict[str, OODSet] = registry.OOD_SETS
+for _name, _set in {
     "permuted": OODSet(_permuted, _needs_two_positions, "original",
                        "per-example random permutation of pixel positions (channels move together)"),
     "permuted_fixed": OODSet(_permuted_fixed, _needs_two_positions, "original",
@@ -234,7 +236,8 @@ OOD_SETS: dict[str, OODSet] = {
     "natural": OODSet(_natural, _needs_photo_sized_image, "uniform",
                       "patches of scikit-learn's sample photos in the data's value range"),
     "noise": OODSet(_noise, _always, "uniform", "uniform noise in the data's value range"),
-}
+}.items():
+    OOD_SETS.register(_name, _set)
 
 
 def check_ood_sets(names: Iterable[str], data_kind: str, input_shape: tuple[int, ...],

@@ -2,54 +2,59 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
-from raymia.config import ConfigError, check_choice, from_dict
+from raymia.config import registered_config
 from raymia.defenses.base import Defense
 from raymia.defenses.advreg import AdvReg
 from raymia.defenses.dp import DPSGD
 from raymia.defenses.early_stopping import EarlyStopping
 from raymia.defenses.mixup_mmd import MixupMMD
 from raymia.defenses.none import NoDefense
-from raymia.defenses.posthoc import (OUTPUTS, Laplace, LabelOnly, MemGuard, NoOutput,
+from raymia.defenses.posthoc import (Laplace, LabelOnly, MemGuard, NoOutput,
                                      OutputDefense, Rounding, Temperature, TopK)
 from raymia.defenses.regularization import L2, LabelSmoothing
-from raymia.defenses.selena_defense import Selena
-
-DEFENSES: dict[str, type[Defense]] = {cls.name: cls for cls in (
-    NoDefense, L2, LabelSmoothing, DPSGD, AdvReg, MixupMMD, EarlyStopping, Selena)}
-
-
-def _from_registry(value, registry: dict, base: type, where: str, what: str):
-    if isinstance(value, base):
-        return value
-    if isinstance(value, str):
-        value = {"name": value}
-    if not isinstance(value, dict) or "name" not in value:
-        raise ConfigError(where, f"expected {what} config with a 'name', got {value!r}")
-    check_choice(value["name"], registry, f"{where}.name")
-    return from_dict(registry[value["name"]], value, where)
+from raymia.registry import DEFENSES, OUTPUTS  # filled by the decorators of the modules above
 
 
 def defense_from_dict(value, where: str = "defense") -> Defense:
     """A defense from its config, a mapping with `name`, or a bare name."""
-    return _from_registry(value, DEFENSES, Defense, where, "a defense")
+    return registered_config(value, "defense", where)
 
 
 def output_from_dict(value, where: str = "output") -> OutputDefense:
     """An output defense from its config, a mapping with `name`, or a bare name."""
-    return _from_registry(value, OUTPUTS, OutputDefense, where, "an output defense")
+    return registered_config(value, "output", where)
 
 
 def _fields(registry: dict) -> dict[str, type]:
-    import typing
-
     out: dict[str, type] = {}
     for cls in registry.values():
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
-            if out.setdefault(f.name, hints[f.name]) != hints[f.name]:
-                raise TypeError(f"{cls.name} field {f.name!r} has two types")
+            out.setdefault(f.name, hints[f.name])
     return out
+
+
+def _one_type_per_field(registry):
+    """A registry's check of a new entry: each `defense.<field>` (`output.<field>`)
+    column has one type, whichever defense fills it (its meaning is that of the
+    defense in the row's `defense` column)."""
+    def check(name, cls):
+        known = _fields({k: v for k, v in registry.items() if k != name})
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in known and known[f.name] != hints[f.name]:
+                owner = next(k for k, v in registry.items() if k != name and f.name in
+                             {g.name for g in dataclasses.fields(v)})
+                raise TypeError(f"{registry.kind} {name!r}: field {f.name!r} is "
+                                f"{hints[f.name]}, but {owner}'s {f.name} is {known[f.name]} "
+                                "and they share one column; rename the field")
+    return check
+
+
+DEFENSES.on_register = _one_type_per_field(DEFENSES)
+OUTPUTS.on_register = _one_type_per_field(OUTPUTS)
 
 
 def defense_fields() -> dict[str, type]:
@@ -70,5 +75,5 @@ REGISTRIES = {"defense": (defense_from_dict, defense_fields),
 
 __all__ = ["DEFENSES", "DPSGD", "OUTPUTS", "REGISTRIES", "AdvReg", "Defense", "EarlyStopping",
            "L2", "LabelOnly", "LabelSmoothing", "Laplace", "MemGuard", "MixupMMD", "NoDefense",
-           "NoOutput", "OutputDefense", "Rounding", "Selena", "Temperature", "TopK", "defense_fields",
+           "NoOutput", "OutputDefense", "Rounding", "Temperature", "TopK", "defense_fields",
            "defense_from_dict", "output_fields", "output_from_dict"]

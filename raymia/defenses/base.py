@@ -16,6 +16,10 @@ class Defense:
     attacker's own for the shadow models (raymia.data.splits)."""
 
     name: ClassVar[str]
+    #: what its hooks report (Hook.report), name -> int, float or str: each becomes
+    #: a `trials` column (null for other defenses); reporting an undeclared stat
+    #: fails the trial, and the conformance tests train every defense to check
+    stats: ClassVar[dict[str, type]] = {}
     #: whether the attacker's `like_target` shadow models train with it too
     applies_to_shadows: ClassVar[bool] = True
     needs_holdout: ClassVar[bool] = False
@@ -29,7 +33,7 @@ class Defense:
 
     def target_plan(self, exp, splits, data, target_job):
         """None: the target is `target_job`. A defense whose target needs jobs of its
-        own first (SELENA) returns a plan (see defenses.selena_defense.TargetPlan)."""
+        own first (SELENA) returns a plan (see raymia.selena.defense.TargetPlan)."""
         return None
 
     def check(self, exp, data) -> None:

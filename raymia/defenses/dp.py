@@ -5,6 +5,8 @@ epochs and batch size. `epsilon = inf` trains the same model without DP, so
 a sweep's baseline lands in the same table."""
 from __future__ import annotations
 
+from typing import ClassVar
+
 import functools
 import logging
 import math
@@ -18,6 +20,8 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 from raymia.config import ConfigError, TrainConfig, check, check_choice
 from raymia.defenses.base import Defense
 from raymia.train.hooks import Hook
+from raymia.registry import DEFENSES
+from raymia.models import build_model
 
 log = logging.getLogger(__name__)
 # benign with Opacus: its hooks fire on module outputs when inputs need no gradient,
@@ -106,12 +110,16 @@ def _try_per_example_gradients(model, input_shape, name: str) -> None:
                           f"{str(e).strip().splitlines()[0][:160]}") from None
 
 
+@DEFENSES.register
 @dataclass(frozen=True)
 class DPSGD(Defense):
     """Target `epsilon` and `delta` (None: 1/n_train rounded down to a power of
     ten), per-example clipping norm `max_grad_norm`, accountant `prv` or `rdp`."""
 
     name = "dp_sgd"
+    stats: ClassVar[dict[str, type]] = {
+        "epsilon": float, "delta": float, "noise_multiplier": float, "sample_rate": float,
+        "dp_steps": int, "accountant": str}
     epsilon: float = 8.0
     delta: float | None = None
     max_grad_norm: float = 1.0
@@ -131,7 +139,6 @@ class DPSGD(Defense):
     def check(self, exp, data) -> None:
         super().check(exp, data)
         if self.private:
-            from raymia.models import build_model
 
             model = make_dp_compatible(build_model(exp.model, data.input_shape,
                                                    data.n_classes), exp.model.name)

@@ -6,6 +6,8 @@ attack's evaluation non-members (choosing the epoch on those non-members, as
 some published code does, leaks evaluation labels into the defense)."""
 from __future__ import annotations
 
+from typing import ClassVar
+
 import copy
 from dataclasses import dataclass
 
@@ -16,11 +18,14 @@ from raymia.config import TrainConfig, check
 from raymia.defenses.base import Defense
 from raymia.train.hooks import Hook
 from raymia.train.loop import predict_logits
+from raymia.registry import DEFENSES
 
 
+@DEFENSES.register
 @dataclass(frozen=True)
 class EarlyStopping(Defense):
     name = "early_stopping"
+    stats: ClassVar[dict[str, type]] = {"best_epoch": int}
     needs_holdout = True
     patience: int = 10
 

@@ -11,6 +11,8 @@ from every evaluation set), with a sum of Gaussian kernels of bandwidths
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,13 +23,16 @@ from raymia.config import TrainConfig, check
 from raymia.defenses.base import Defense
 from raymia.train.hooks import Hook
 from raymia.train.loop import predict_logits
+from raymia.registry import DEFENSES
 
 BANDWIDTHS = (0.01, 0.1, 1.0)
 
 
+@DEFENSES.register
 @dataclass(frozen=True)
 class MixupMMD(Defense):
     name = "mixup_mmd"
+    stats: ClassVar[dict[str, type]] = {"mmd_epochs": int}
     needs_holdout = True
     mixup_alpha: float = 1.0
     mmd_weight: float = 1.0

@@ -25,9 +25,14 @@ import numpy as np
 import torch
 
 from raymia.config import ConfigError, check, check_choice
+from raymia.defenses import memguard as mechanism
 from raymia.defenses import outputs
+from raymia.defenses.laplace import MAX_FULL, LastLayerLaplace, split_last_layer
+from raymia.defenses.memguard import DefenderClassifier, memguard
+from raymia.models import build_model
 from raymia.seeding import input_hashes
 from raymia.train.loop import predict_logits
+from raymia.registry import OUTPUTS
 
 MEMGUARD_PERSON = b"raymia.memguard"  # blake2b personalisation of MemGuard's query keys
 
@@ -81,6 +86,8 @@ class OutputDefense:
     """Base of the output-defense configs (frozen dataclasses registered by `name`)."""
 
     name: ClassVar[str]
+    #: what fitting it reports (trials columns), as Defense.stats
+    stats: ClassVar[dict[str, type]] = {}
     applies_to_shadows: ClassVar[bool] = True
     needs_holdout: ClassVar[bool] = False
     #: releases the predicted label only: attacks that need scores cannot run
@@ -97,6 +104,7 @@ class OutputDefense:
                               "held-out data: set split.n_validation > 0")
 
 
+@OUTPUTS.register
 @dataclass(frozen=True)
 class NoOutput(OutputDefense):
     """The model's logits as they are."""
@@ -107,6 +115,7 @@ class NoOutput(OutputDefense):
         return lambda inputs, logits, ids: logits
 
 
+@OUTPUTS.register
 @dataclass(frozen=True)
 class TopK(OutputDefense):
     """Only the `k` largest probabilities (renormalised), the others 0."""
@@ -125,6 +134,7 @@ class TopK(OutputDefense):
         return lambda inputs, logits, ids: outputs.top_k(logits, self.k)
 
 
+@OUTPUTS.register
 @dataclass(frozen=True)
 class Rounding(OutputDefense):
     """Probabilities rounded to `decimals` decimals."""
@@ -140,6 +150,7 @@ class Rounding(OutputDefense):
         return lambda inputs, logits, ids: outputs.rounding(logits, self.decimals)
 
 
+@OUTPUTS.register
 @dataclass(frozen=True)
 class LabelOnly(OutputDefense):
     """The predicted label only (a one-hot vector)."""
@@ -151,12 +162,14 @@ class LabelOnly(OutputDefense):
         return lambda inputs, logits, ids: outputs.label_only(logits)
 
 
+@OUTPUTS.register
 @dataclass(frozen=True)
 class Temperature(OutputDefense):
     """softmax(logits / T): `temperature` fixed, or None to fit T on held-out
     data by negative log-likelihood (temperature scaling, Guo et al. 2017)."""
 
     name = "temperature"
+    stats: ClassVar[dict[str, type]] = {"fitted_temperature": float}
     temperature: float | None = None
 
     def __post_init__(self):
@@ -176,12 +189,14 @@ class Temperature(OutputDefense):
         return lambda inputs, logits, ids: outputs.temperature(logits, t)
 
 
+@OUTPUTS.register
 @dataclass(frozen=True)
 class Laplace(OutputDefense):
     """Last-layer Laplace approximation (raymia.defenses.laplace): prior
     precision tuned on held-out data, predictive by `method` probit or mc."""
 
     name = "laplace"
+    stats: ClassVar[dict[str, type]] = {"prior_precision": float}
     needs_holdout = True
     keeps_labels = False
     method: str = "probit"
@@ -194,8 +209,6 @@ class Laplace(OutputDefense):
         check(self.n_samples >= 1, "n_samples", f"must be >= 1, got {self.n_samples}")
 
     def check(self, exp, data):
-        from raymia.defenses.laplace import MAX_FULL, split_last_layer
-        from raymia.models import build_model
 
         super().check(exp, data)
         try:
@@ -208,7 +221,6 @@ class Laplace(OutputDefense):
               f"a full Hessian of the last layer's {size} parameters is too large: use 'kron'")
 
     def fit(self, ctx):
-        from raymia.defenses.laplace import LastLayerLaplace
 
         hold = torch.as_tensor(ctx.holdout_idx, device=ctx.x.device)
         train = torch.as_tensor(ctx.train_idx, device=ctx.x.device)
@@ -220,6 +232,7 @@ class Laplace(OutputDefense):
                                                       ctx.seed)
 
 
+@OUTPUTS.register
 @dataclass(frozen=True)
 class MemGuard(OutputDefense):
     """MemGuard (Jia et al., CCS 2019): a defender's membership classifier trained on
@@ -246,8 +259,6 @@ class MemGuard(OutputDefense):
         check(self.max_iter >= 1, "max_iter", f"must be >= 1, got {self.max_iter}")
 
     def fit(self, ctx):
-        from raymia.defenses import memguard as mechanism
-        from raymia.defenses.memguard import DefenderClassifier, memguard
 
         n_classes = ctx.logits(ctx.holdout_idx[:1]).shape[1]
         clf = ctx.fitted(  # the code that fits the classifier is part of its key
@@ -262,5 +273,4 @@ class MemGuard(OutputDefense):
             row_ids=input_hashes(inputs.detach().cpu().numpy(), ctx.seed, MEMGUARD_PERSON))
 
 
-OUTPUTS: dict[str, type[OutputDefense]] = {cls.name: cls for cls in (
-    NoOutput, TopK, Rounding, LabelOnly, Temperature, Laplace, MemGuard)}
+

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 from raymia.config import TrainConfig, check
 from raymia.defenses.base import Defense
+from raymia.registry import DEFENSES
 
 
+@DEFENSES.register
 @dataclass(frozen=True)
 class L2(Defense):
     """Weight decay `weight_decay` (L2 penalty through the optimizer)."""
@@ -26,6 +28,7 @@ class L2(Defense):
         return dataclasses.replace(cfg, weight_decay=self.weight_decay)
 
 
+@DEFENSES.register
 @dataclass(frozen=True)
 class LabelSmoothing(Defense):
     """Cross-entropy against labels smoothed by `smoothing` (Szegedy et al. 2016)."""

@@ -14,7 +14,7 @@ from ray.util.placement_group import get_current_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from raymia.config import Resources
-from raymia.train import JobResult, TrainJob, run_job
+from raymia.train.job import JobResult, TrainJob, run_job
 
 
 def node_label() -> str:

@@ -6,7 +6,7 @@ import socket
 import torch
 
 from raymia.data import Dataset
-from raymia.train import JobResult, TrainJob, run_job
+from raymia.train.job import JobResult, TrainJob, run_job
 
 
 class InProcessExecutor:

@@ -5,7 +5,11 @@ import math
 
 from torch import nn
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+from raymia import registry
+
+ACTIVATIONS = registry.ACTIVATIONS
+ACTIVATIONS.register("relu", nn.ReLU)
+ACTIVATIONS.register("tanh", nn.Tanh)
 
 
 def mlp(input_shape, n_classes: int, widths=(256, 256), activation: str = "relu") -> nn.Module:

@@ -1,6 +1,4 @@
-from raymia.train.hooks import Hook
-from raymia.train.job import JobResult, TrainJob, run_job
-from raymia.train.loop import TrainingDiverged, predict_logits, train_model
-
-__all__ = ["Hook", "JobResult", "TrainJob", "TrainingDiverged", "predict_logits", "run_job",
-           "train_model"]
+"""Training: the one loop (`loop`), the hooks defenses compose into it
+(`hooks`), jobs that train one or more models (`job`) and the model cache
+(`cache`). Import the modules themselves; this package imports nothing, so a
+defense can use the loop without pulling in the job runner."""

@@ -3,10 +3,13 @@
 A model is fully determined by the dataset's bytes, its training and held-out
 sample ids, its seed, the architecture, the training config, the defense, the
 kind of device that trained it (GPU kernels differ from CPU ones) and the code
-that trained it (raymia's training, defense and model sources; torch's and
-Opacus' versions). The key hashes all of them, so two trials whose shadow
-models coincide train them once, and a resumed or extended sweep reuses what
-is already there, while a change to the training code retrains.
+that trained it: raymia's training loop and model sources, the defense base,
+the source of the model's own defense (its module and the raymia modules that
+module imports from the defense packages; a defense from a sweep file: that
+file), and torch's and Opacus' versions. The key hashes all of them, so two
+trials whose shadow models coincide train them once, a resumed or extended
+sweep reuses what is already there, a change to the training code or to the
+model's own defense retrains, and adding or editing another defense does not.
 
 Files hold tensors and plain numbers only and are read with
 `torch.load(weights_only=True)`, which refuses anything else: a cache
@@ -19,9 +22,11 @@ died goes stale and is taken over.
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
 import hashlib
+import inspect
 import json
 import logging
 import os
@@ -35,15 +40,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from raymia.version import __version__
+
 FORMAT = 1  # bump when what a cached file means changes
 HEARTBEAT_S, STALE_S = 10.0, 60.0  # lock refresh period; a lock older than this is stale
 log = logging.getLogger(__name__)
-#: sources that act only after training (output defenses, SELENA's pure mechanisms,
-#: whose effect on training is in the key already): editing them keeps cached models
-AFTER_TRAINING = {"defenses/posthoc.py", "defenses/outputs.py", "defenses/laplace.py",
-                  "defenses/memguard.py", "defenses/selena.py"}
+#: the sources every trained model depends on, whatever its defense
+TRAINING_CODE = ("train/*.py", "models/*.py", "defenses/base.py")
+#: packages whose modules a defense's own module may import into its training
+DEFENSE_PACKAGES = ("raymia.defenses.", "raymia.selena.")
+ROOT = Path(__file__).resolve().parent.parent  # the raymia package
 _FINGERPRINTS: dict[int, tuple[object, str]] = {}
 _CODE: list[str] = []
+_DEFENSE_CODE: dict[type, str] = {}
 
 
 def fingerprint(data) -> str:
@@ -61,22 +70,48 @@ def fingerprint(data) -> str:
 
 
 def code_version() -> str:
-    """sha256 of the sources that train a model, with raymia's, torch's and Opacus'
-    versions (once per process)."""
+    """sha256 of the sources every model's training runs (TRAINING_CODE), with
+    raymia's, torch's and Opacus' versions (once per process)."""
     if not _CODE:
-        import raymia
-
-        root = Path(raymia.__file__).parent
-        h = hashlib.sha256(f"{raymia.__version__}|{torch.__version__}|"
+        h = hashlib.sha256(f"{__version__}|{torch.__version__}|"
                            f"{metadata.version('opacus')}".encode())
-        for part in ("train", "defenses", "models"):
-            for path in sorted((root / part).rglob("*.py")):
-                name = path.relative_to(root).as_posix()
-                if name not in AFTER_TRAINING:
-                    h.update(name.encode())
-                    h.update(path.read_bytes())
+        for pattern in TRAINING_CODE:
+            for path in sorted(ROOT.glob(pattern)):
+                h.update(path.relative_to(ROOT).as_posix().encode())
+                h.update(path.read_bytes())
         _CODE.append(h.hexdigest())
     return _CODE[0]
+
+
+def defense_code(cls: type) -> str:
+    """sha256 of a defense's own source: its module and the modules of the defense
+    packages that module imports; a defense registered from a sweep file carries
+    that file's text (`__raymia_source__`, raymia.extensions)."""
+    if cls not in _DEFENSE_CODE:
+        h = hashlib.sha256(cls.__qualname__.encode())
+        shipped = getattr(cls, "__raymia_source__", None)
+        if shipped is not None:
+            h.update(shipped.encode())
+        else:
+            for path in _own_sources(Path(inspect.getsourcefile(cls))):
+                h.update(path.relative_to(ROOT).as_posix().encode())
+                h.update(path.read_bytes())
+        _DEFENSE_CODE[cls] = h.hexdigest()
+    return _DEFENSE_CODE[cls]
+
+
+def _own_sources(module_file: Path) -> list[Path]:
+    """The module and the raymia defense-package modules it imports."""
+    out = [module_file]
+    for node in ast.walk(ast.parse(module_file.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+            for name in names:
+                if name.startswith(DEFENSE_PACKAGES):
+                    path = ROOT.parent / (name.replace(".", "/") + ".py")
+                    if path.is_file() and path not in out:
+                        out.append(path)
+    return sorted(out)
 
 
 def _ids(indices: np.ndarray) -> str:
@@ -91,7 +126,7 @@ def model_key(data_fingerprint: str, train_idx: np.ndarray, holdout_idx: np.ndar
         "holdout_ids": _ids(holdout_idx), "seed": int(seed), "model": dataclasses.asdict(model),
         "train": dataclasses.asdict(train), "device": device.type,
         "defense": {"name": defense.name, **dataclasses.asdict(defense)},
-        "code": code_version(),
+        "code": code_version(), "defense_code": defense_code(type(defense)),
     }
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]

@@ -11,8 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from raymia.attacks.boundary import boundary_distance
 from raymia.config import ModelConfig, TrainConfig
 from raymia.data import Dataset
+from raymia.defenses.none import NoDefense
+from raymia.defenses.outputs import as_logits
+from raymia.defenses.posthoc import FitContext, NoOutput
 from raymia.models import build_model
 from raymia.train.cache import ModelCache, fingerprint, model_key
 from raymia.train.hooks import HookContext
@@ -98,8 +102,6 @@ def resolve_device(name: str) -> torch.device:
 
 def run_job(job: TrainJob, data: Dataset, node: str | None = None) -> JobResult:
     """Run a job here, in this process (executors call this wherever they run)."""
-    from raymia.defenses import NoDefense, NoOutput
-
     started = time.time()
     device = resolve_device(job.train.device)
     defense, output = job.defense or NoDefense(), job.output or NoOutput()
@@ -182,10 +184,6 @@ def _answerer(model, output, context: HookContext, cache=None, key: str = ""):
     the model's logits or what its output defense releases (as log-probabilities);
     stats: what fitting the output defense reported (e.g. a fitted temperature).
     The defense may keep what it fits in the model's `cache`, beside `key`."""
-    from raymia.defenses import NoOutput
-    from raymia.defenses.outputs import as_logits
-    from raymia.defenses.posthoc import FitContext
-
     if isinstance(output, NoOutput):
         return (lambda inputs, ids: predict_inputs(model, inputs)), {}
     ctx = FitContext(model, context.x, context.y, context.train_idx, context.holdout_idx,
@@ -214,8 +212,6 @@ def _boundary(labels, x, y, data: Dataset, query: BoundaryQuery) -> np.ndarray:
     """Distances of x[query.rows] (or of the query's own inputs) to the boundary
     of the label oracle `labels`, chunk by chunk (the same draws whether a job
     holds one chunk or all), every query inside the box of the data and them."""
-    from raymia.attacks.boundary import boundary_distance
-
     bounds = (float(data.x.min()), float(data.x.max()))
     if query.inputs is not None:
         x, y = (torch.as_tensor(a).to(x.device) for a in query.inputs(data))

@@ -14,22 +14,16 @@ import numpy as np
 
 from raymia.config import Experiment
 from raymia.data.splits import Splits
-from raymia.defenses import selena
-from raymia.defenses.selena_defense import submodel_jobs
+from raymia.selena import mechanism as selena
+from raymia.selena.attack import split_sizes
+from raymia.selena.defense import submodel_jobs
 from raymia.queries import ood_query_sets
 from raymia.seeding import derive_seed
 from raymia.signals import log_probs
-from raymia.train import JobResult, TrainJob
+from raymia.train.job import JobResult, TrainJob
 from raymia.train.job import QuerySet
 
-DEFAULT_K, DEFAULT_L = 25, 10
 REFERENCE = "selena/reference"  # the target's answers on the attacker's non-members
-
-
-def split_sizes(exp: Experiment) -> tuple[int, int]:
-    if exp.defense.name == "selena":
-        return exp.defense.K, exp.defense.L
-    return DEFAULT_K, DEFAULT_L
 
 
 def plain_inputs(data, rows):

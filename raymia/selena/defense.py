@@ -13,6 +13,8 @@ attack (raymia.adaptive) is the defense-aware attacker.
 """
 from __future__ import annotations
 
+from typing import ClassVar
+
 import dataclasses
 import hashlib
 from dataclasses import dataclass
@@ -22,19 +24,24 @@ import numpy as np
 import torch
 
 from raymia.config import TrainConfig, check
-from raymia.defenses import selena
+from raymia.selena import mechanism as selena
 from raymia.defenses.base import Defense
 from raymia.defenses.early_stopping import EarlyStoppingHook
+from raymia.defenses.none import NoDefense
+from raymia.defenses.posthoc import NoOutput
 from raymia.seeding import derive_seed
 from raymia.train.hooks import Hook
+from raymia.registry import DEFENSES
 
 
+@DEFENSES.register
 @dataclass(frozen=True)
 class Selena(Defense):
     """K submodels, each training example left out by L of them; the released
     model distils their Split-AI outputs (`distill_epochs`: None = train.epochs)."""
 
     name = "selena"
+    stats: ClassVar[dict[str, type]] = {"best_epoch": int}  # its distillation stops early
     applies_to_shadows = False
     needs_holdout = True
     K: int = 25
@@ -117,9 +124,6 @@ def submodel_jobs(K: int, template, members, excluded, role: str, seed: int,
                   per_job: int, eval_ids: np.ndarray, query_sets: tuple = ()) -> list:
     """Jobs training K Split-AI submodels (`per_job` each) like `template`,
     undefended, answering `eval_ids` and `query_sets`."""
-    from raymia.defenses.none import NoDefense
-    from raymia.defenses.posthoc import NoOutput
-
     sets = selena.submodel_train_sets(members, excluded)
     jobs = []
     for first in range(0, K, per_job):

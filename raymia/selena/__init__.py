@@ -1,0 +1,8 @@
+"""SELENA (Tang et al., USENIX Security 2022) in one place: the Split-AI
+mechanism (`mechanism`), the training defense (`defense`: `Selena`), the
+adaptive attacker's own Split-AI jobs (`attacker`) and its attack
+(`attack`: `selena_adaptive`). Importing it registers the defense and the attack."""
+from raymia.selena import attack, defense  # noqa: F401  (registrations)
+from raymia.selena.defense import Selena
+
+__all__ = ["Selena"]
