@@ -1,17 +1,21 @@
-"""raymia: membership inference attacks and defenses as experiments at scale, on Ray."""
-from raymia.version import __version__  # noqa: F401
+"""raymia: membership inference attacks and defenses as experiments at scale, on Ray.
 
-from raymia.config import (ConfigError, DataConfig, EvaluationConfig, Experiment, ModelConfig,  # noqa: E402
-                           QueryConfig, ReferenceConfig, Resources, ShadowConfig, SplitConfig, Sweep,
-                           TrainConfig)
-from raymia.defenses import (DPSGD, L2, AdvReg, EarlyStopping, LabelOnly,  # noqa: E402
-                             LabelSmoothing, Laplace, MemGuard, MixupMMD, NoDefense, NoOutput,
-                             Rounding, Temperature, TopK)
-from raymia.results import read_results  # noqa: E402
-from raymia.selena import Selena  # noqa: E402
+Importing raymia fills the registries (raymia.registry) with the built-in
+datasets, models, attacks and defenses; the config checks names against them."""
+from raymia import attacks, augment, data, models, selena  # noqa: F401  (registrations)
+from raymia.config import (ConfigError, DataConfig, EvaluationConfig, Experiment, ModelConfig,
+                           QueryConfig, ReferenceConfig, Resources, ShadowConfig, SplitConfig,
+                           Sweep, TrainConfig)
+from raymia.data import ood  # noqa: F401  (registrations)
+from raymia.defenses import (DPSGD, L2, AdvReg, EarlyStopping, LabelOnly, LabelSmoothing,
+                             Laplace, MemGuard, MixupMMD, NoDefense, NoOutput, Rounding,
+                             Temperature, TopK)
+from raymia.results import read_results
+from raymia.selena import Selena
+from raymia.version import __version__
 
-__all__ = ["DPSGD", "AdvReg", "ConfigError", "DataConfig", "EarlyStopping", "EvaluationConfig", "Experiment", "L2",
-           "LabelOnly", "LabelSmoothing", "Laplace", "MemGuard", "MixupMMD", "ModelConfig",
-           "NoDefense", "NoOutput", "QueryConfig", "ReferenceConfig", "Rounding", "Selena", "Temperature", "TopK",
-           "Resources", "ShadowConfig", "SplitConfig", "Sweep", "TrainConfig",
-           "read_results"]
+__all__ = ["DPSGD", "AdvReg", "ConfigError", "DataConfig", "EarlyStopping", "EvaluationConfig",
+           "Experiment", "L2", "LabelOnly", "LabelSmoothing", "Laplace", "MemGuard", "MixupMMD",
+           "ModelConfig", "NoDefense", "NoOutput", "QueryConfig", "ReferenceConfig", "Resources",
+           "Rounding", "Selena", "ShadowConfig", "SplitConfig", "Sweep", "Temperature", "TopK",
+           "TrainConfig", "__version__", "read_results"]

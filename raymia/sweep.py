@@ -13,10 +13,17 @@ import sys
 from pathlib import Path
 
 from raymia.config import ConfigError, Sweep
+from raymia.extensions import Extensions, capture
 
 
 def load_sweep(path: str) -> Sweep:
     """Execute a sweep file (trusted code, like any script) and return its `sweep`."""
+    return load_sweep_file(path)[0]
+
+
+def load_sweep_file(path: str) -> tuple[Sweep, Extensions]:
+    """Execute a sweep file and return its `sweep` and what it registered
+    (its own attacks, defenses, ...; raymia.extensions)."""
     file = Path(path)
     if not file.is_file():
         raise ConfigError(path, "no such sweep file")
@@ -25,10 +32,12 @@ def load_sweep(path: str) -> Sweep:
         compile(source, str(file), "exec")
     except SyntaxError as e:
         raise ConfigError(f"{path}:{e.lineno}", f"syntax error: {e.msg}") from None
-    spec = importlib.util.spec_from_file_location(f"raymia_sweep_{file.stem}", file)
+    name = f"raymia_sweep_{file.stem}"
+    spec = importlib.util.spec_from_file_location(name, file)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its classes pickle by value from here (raymia.execution)
     try:
-        spec.loader.exec_module(module)
+        _, extensions = capture(lambda: spec.loader.exec_module(module), name, source)
     except ConfigError:
         raise
     except Exception as e:
@@ -36,7 +45,7 @@ def load_sweep(path: str) -> Sweep:
     sweep = getattr(module, "sweep", None)
     if not isinstance(sweep, Sweep):
         raise ConfigError(path, f"must define `sweep = raymia.Sweep(...)`, found {type(sweep).__name__}")
-    return sweep
+    return sweep, extensions
 
 
 def parse_args(argv):
@@ -60,13 +69,13 @@ def main(argv=None) -> int:
     try:
         if args.max_concurrent is not None and args.max_concurrent < 1:
             raise ConfigError("--max-concurrent", f"must be >= 1, got {args.max_concurrent}")
-        sweep = load_sweep(args.sweep_file)
-        from raymia.execution.runner import run_sweep
+        sweep, extensions = load_sweep_file(args.sweep_file)
+        from raymia.execution.runner import run_sweep  # Ray is imported only to run a sweep
 
         results = args.results or Path("results") / sweep.name
         return run_sweep(sweep, results, address=args.address, resume=args.resume,
                          max_concurrent=args.max_concurrent, dry_run=args.dry_run,
-                         out=lambda line: print(line, flush=True))
+                         out=lambda line: print(line, flush=True), extensions=extensions)
     except ConfigError as e:
         print(f"raymia: error: {e}", file=sys.stderr)
         return 2

@@ -14,6 +14,7 @@ from ray.util.placement_group import get_current_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from raymia.config import Resources
+from raymia.extensions import Extensions, install
 from raymia.train.job import JobResult, TrainJob, run_job
 
 
@@ -44,7 +45,9 @@ def cap_gpu_memory(gpus: float) -> float | None:
 
 @ray.remote
 class TrainWorker:
-    def __init__(self, data, threads: int, gpus: float = 0.0):
+    def __init__(self, data, threads: int, gpus: float = 0.0,
+                 extensions: Extensions | None = None):
+        install(extensions)  # a sweep file's own models and defenses, here too
         torch.set_num_threads(threads)
         self.memory_fraction = cap_gpu_memory(gpus)
         self.data, self.node = data, node_label()
@@ -57,14 +60,16 @@ class RayExecutor:
     """`resources.parallel_jobs` actors, each with `cpus_per_job` CPUs and
     `gpus_per_job` GPUs, in the caller's placement group when there is one."""
 
-    def __init__(self, data_ref: ray.ObjectRef, resources: Resources):
+    def __init__(self, data_ref: ray.ObjectRef, resources: Resources,
+                 extensions: Extensions | None = None):
         pg = get_current_placement_group()
         strategy = (PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=-1)
                     if pg is not None else None)
         self.actors = [
             TrainWorker.options(num_cpus=resources.cpus_per_job, num_gpus=resources.gpus_per_job,
                                 scheduling_strategy=strategy)
-            .remote(data_ref, torch_threads(resources.cpus_per_job), resources.gpus_per_job)
+            .remote(data_ref, torch_threads(resources.cpus_per_job), resources.gpus_per_job,
+                    extensions)
             for _ in range(resources.parallel_jobs)
         ]
 
@@ -80,7 +85,8 @@ class RayExecutor:
 _WARM: dict[tuple, RayExecutor] = {}
 
 
-def warm_executor(data_ref: ray.ObjectRef, resources: Resources) -> RayExecutor:
+def warm_executor(data_ref: ray.ObjectRef, resources: Resources,
+                  extensions: Extensions | None = None) -> RayExecutor:
     """The executor of this process for (data, resources), created on first use.
 
     Tune reuses a trial's actor (and its placement group) for the next trial
@@ -91,7 +97,7 @@ def warm_executor(data_ref: ray.ObjectRef, resources: Resources) -> RayExecutor:
         for stale in _WARM.values():
             stale.close()
         _WARM.clear()
-        _WARM[key] = RayExecutor(data_ref, resources)
+        _WARM[key] = RayExecutor(data_ref, resources, extensions)
     return _WARM[key]
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -11,6 +12,7 @@ import ray
 from ray import tune
 
 from raymia.config import Sweep, flatten
+from raymia.extensions import Extensions
 from raymia.execution.plan import data_key, expand, load_and_check
 from raymia.execution.trainable import one_line, trainable
 from raymia.experiment import trial_row
@@ -77,9 +79,11 @@ def varying(experiments) -> dict[str, dict]:
 
 def run_sweep(sweep: Sweep, results_dir: Path, address: str | None = None, resume: bool = False,
               max_concurrent: int | None = None, dry_run: bool = False,
-              out: Callable[[str], None] = print) -> int:
+              out: Callable[[str], None] = print, extensions: Extensions | None = None) -> int:
     """Validate, run and summarize a sweep. Returns the exit status: 0 when every
-    trial succeeded, 1 when some failed. Bad input raises ConfigError first."""
+    trial succeeded, 1 when some failed. Bad input raises ConfigError first.
+    `extensions`: what the sweep file registered; every trial installs them,
+    shipped by value (their module need not exist on the other nodes)."""
     experiments = expand(sweep)
     datasets = load_and_check(experiments)
     params = varying(experiments)
@@ -90,6 +94,8 @@ def run_sweep(sweep: Sweep, results_dir: Path, address: str | None = None, resum
             out(f"  {tid}  {label}")
         return 0
     connect(address)
+    if extensions and extensions.module in sys.modules:
+        ray.cloudpickle.register_pickle_by_value(sys.modules[extensions.module])
     refs = {key: ray.put(data) for key, data in datasets.items()}
     results_dir = results_dir.resolve()
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -97,6 +103,7 @@ def run_sweep(sweep: Sweep, results_dir: Path, address: str | None = None, resum
     run = tune.with_parameters(trainable, data_refs=refs, results_dir=str(results_dir),
                                sweep=sweep.name, resources=sweep.resources,
                                write_signals=sweep.write_signals, resume=resume,
+                               extensions=extensions,
                                cache_dir=str(results_dir / "models") if sweep.cache_models else None)
     name = lambda trial: trial.config["trial"]["id"]  # noqa: E731
     tuner = tune.Tuner(

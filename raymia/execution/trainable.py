@@ -18,6 +18,7 @@ from ray import tune
 from raymia.config import Experiment, Resources
 from raymia.execution.actors import discard_executor, node_label, torch_threads, warm_executor
 from raymia.experiment import run_trial, trial_row
+from raymia.extensions import Extensions, install
 from raymia.results import finished_ok, read_part, write_trial
 
 SYSTEM_ERRORS = (ray.exceptions.RayActorError, ray.exceptions.NodeDiedError,
@@ -54,7 +55,8 @@ CHOICE_FIGURES = ("auc", "auc_lo", "auc_hi", "tpr_at_fpr_0.01", "tpr_at_fpr_0.01
 
 def trainable(config: dict, data_refs: dict, results_dir: str, sweep: str,
               resources: Resources, write_signals: bool, resume: bool,
-              cache_dir: str | None = None) -> None:
+              cache_dir: str | None = None, extensions: Extensions | None = None) -> None:
+    install(extensions)  # the sweep file's own attacks, defenses, ... (before the config)
     exp = Experiment.from_dict(config["trial"]["config"])
     results = Path(results_dir)
     if resume and finished_ok(results, exp.trial_id):
@@ -64,7 +66,7 @@ def trainable(config: dict, data_refs: dict, results_dir: str, sweep: str,
     torch.set_num_threads(torch_threads(resources.trial_cpus))
     data_ref = data_refs[config["trial"]["data"]]
     node, started, t0 = node_label(), datetime.now(timezone.utc), time.time()
-    executor = warm_executor(data_ref, resources)
+    executor = warm_executor(data_ref, resources, extensions)
     try:
         tables = run_trial(exp, ray.get(data_ref), executor, sweep=sweep, node=node,
                            write_signals=write_signals, cache_dir=cache_dir)
