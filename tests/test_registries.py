@@ -230,6 +230,7 @@ def keys(digits):
 
 
 def test_adding_a_defense_module_changes_no_cache_key(digits, tmp_path, monkeypatch):
+    monkeypatch.setattr(cache, "_DEFENSE_CODE", {})
     before = keys(digits)
     new = ROOT / "defenses" / "zz_added_for_a_test.py"
     try:

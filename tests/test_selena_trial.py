@@ -151,9 +151,7 @@ def test_the_adaptive_attack_also_runs_against_an_undefended_target(digits, tmp_
 
 
 def test_an_adaptive_split_ai_without_enough_known_members_fails_early():
-    from raymia.execution.plan import load_and_check
-
-    exp = tiny_experiment(split=SplitConfig(n_members=2, n_validation=10),
-                          attacks=("selena_adaptive",))
+    """Declared by the attack (AttackSpec.requires): the config itself is refused."""
     with pytest.raises(ConfigError, match="attacks: selena_adaptive's Split-AI"):
-        load_and_check([exp])
+        tiny_experiment(split=SplitConfig(n_members=2, n_validation=10),
+                        attacks=("selena_adaptive",))

@@ -22,8 +22,8 @@ from torch import nn
 
 from raymia.config import TrainConfig, check
 from raymia.defenses.base import Defense
-from raymia.train.hooks import Hook
 from raymia.registry import DEFENSES
+from raymia.train.hooks import Hook
 
 PRESETS = {
     "purchase": dict(alpha=3.0, warmup_epochs=1, attack_steps=13, attack_lr=1e-4),

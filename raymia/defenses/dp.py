@@ -19,9 +19,9 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from raymia.config import ConfigError, TrainConfig, check, check_choice
 from raymia.defenses.base import Defense
-from raymia.train.hooks import Hook
-from raymia.registry import DEFENSES
 from raymia.models import build_model
+from raymia.registry import DEFENSES
+from raymia.train.hooks import Hook
 
 log = logging.getLogger(__name__)
 # benign with Opacus: its hooks fire on module outputs when inputs need no gradient,

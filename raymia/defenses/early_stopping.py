@@ -6,19 +6,18 @@ attack's evaluation non-members (choosing the epoch on those non-members, as
 some published code does, leaks evaluation labels into the defense)."""
 from __future__ import annotations
 
-from typing import ClassVar
-
 import copy
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 
 from raymia.config import TrainConfig, check
 from raymia.defenses.base import Defense
+from raymia.registry import DEFENSES
 from raymia.train.hooks import Hook
 from raymia.train.loop import predict_logits
-from raymia.registry import DEFENSES
 
 
 @DEFENSES.register

@@ -11,9 +11,8 @@ from every evaluation set), with a sum of Gaussian kernels of bandwidths
 """
 from __future__ import annotations
 
-from typing import ClassVar
-
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -21,9 +20,9 @@ import torch.nn.functional as F
 
 from raymia.config import TrainConfig, check
 from raymia.defenses.base import Defense
+from raymia.registry import DEFENSES
 from raymia.train.hooks import Hook
 from raymia.train.loop import predict_logits
-from raymia.registry import DEFENSES
 
 BANDWIDTHS = (0.01, 0.1, 1.0)
 

@@ -30,9 +30,9 @@ from raymia.defenses import outputs
 from raymia.defenses.laplace import MAX_FULL, LastLayerLaplace, split_last_layer
 from raymia.defenses.memguard import DefenderClassifier, memguard
 from raymia.models import build_model
+from raymia.registry import OUTPUTS
 from raymia.seeding import input_hashes
 from raymia.train.loop import predict_logits
-from raymia.registry import OUTPUTS
 
 MEMGUARD_PERSON = b"raymia.memguard"  # blake2b personalisation of MemGuard's query keys
 

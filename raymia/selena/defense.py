@@ -9,7 +9,8 @@ A SELENA target is planned in two stages (`Selena.target_plan`):
      chosen on the validation split; it is the target every attack queries.
 The attacker's ordinary shadow models train undefended (`applies_to_shadows`
 is False: K + 1 trainings per shadow would dominate a sweep); the adaptive
-attack (raymia.adaptive) is the defense-aware attacker.
+attack (raymia.selena.attack, its jobs in raymia.selena.attacker) is the
+defense-aware attacker.
 """
 from __future__ import annotations
 
@@ -24,14 +25,14 @@ import numpy as np
 import torch
 
 from raymia.config import TrainConfig, check
-from raymia.selena import mechanism as selena
 from raymia.defenses.base import Defense
 from raymia.defenses.early_stopping import EarlyStoppingHook
 from raymia.defenses.none import NoDefense
 from raymia.defenses.posthoc import NoOutput
-from raymia.seeding import derive_seed
-from raymia.train.hooks import Hook
 from raymia.registry import DEFENSES
+from raymia.seeding import derive_seed
+from raymia.selena import mechanism as selena
+from raymia.train.hooks import Hook
 
 
 @DEFENSES.register
