@@ -4,11 +4,12 @@
 
 For each trial with a `signals` table it rebuilds the attack inputs from the
 target's and the shadow models' stored p_y, phi and in_train, and prints the
-replayable attacks' (AttackSpec.replayable: LiRA's and RMIA's) AUC and TPR at 1% FPR with the first N shadow models as
-references (`n_no_out_reference`: for the offline variants, the audit
-examples none of those models left out, scored from pooled OUT statistics).
-LiRA and RMIA see the logits only through p_y (phi is a function
-of it), so the two-class logits (phi, 0) with true class 0, whose p_0 is
+replayable attacks' (AttackSpec.replayable: LiRA's and RMIA's) AUC and TPR
+at 1% FPR, each with its 95% bootstrap interval (`_lo`, `_hi`), with the
+first N shadow models as references (`n_no_out_reference`: for the offline
+variants, the audit examples none of those models left out, scored from
+pooled OUT statistics). LiRA and RMIA see the logits only through p_y (phi
+is a function of it), so the two-class logits (phi, 0) with true class 0, whose p_0 is
 sigmoid(phi) = p_y, reproduce them from the stored signals. The signals
 hold the plain queries only: LiRA's augmented variants are not rerun.
 """
@@ -22,8 +23,10 @@ import pandas as pd
 
 from raymia.attacks import AttackInputs, MissingSignal
 from raymia.config import ReferenceConfig
+from raymia.intervals import bootstrap_intervals
 from raymia.metrics import attack_metrics
 from raymia.registry import ATTACKS
+from raymia.seeding import rng
 from raymia.results import read_results
 
 
@@ -49,7 +52,8 @@ def inputs_from_signals(signals: pd.DataFrame, audit_ids: np.ndarray):
     return inputs, target.loc[audit_ids, "in_train"].to_numpy(bool)
 
 
-def rerun(results_dir, n_reference=(None,), gamma: float = 1.0) -> pd.DataFrame:
+def rerun(results_dir, n_reference=(None,), gamma: float = 1.0,
+          n_resamples: int = 1000) -> pd.DataFrame:
     tables = read_results(results_dir)
     signals, scores = tables["signals"], tables["scores"]
     rows = []
@@ -69,11 +73,16 @@ def rerun(results_dir, n_reference=(None,), gamma: float = 1.0) -> pd.DataFrame:
                     except MissingSignal:  # rmia without a shadow pool
                         pass
             for out in outputs:
-                m = attack_metrics(out.scores.astype(np.float32), is_member, out.predicted,
-                                   np.zeros(len(is_member)))
+                stored = out.scores.astype(np.float32)  # as the scores table holds them
+                m = attack_metrics(stored, is_member, out.predicted, np.zeros(len(is_member)))
+                ci = bootstrap_intervals(stored, is_member, out.threshold, n_resamples, 0.95,
+                                         rng(0, f"rerun/{trial_id}/{n}/{out.attack}/{out.variant}"))
                 rows.append({"trial_id": trial_id, "n_reference": n or len(inputs.keep),
                              "attack": out.attack, "variant": out.variant, "auc": m["auc"],
-                             "tpr_at_fpr_0.01": m["tpr_at_fpr_0.01"], "acc": m["acc"],
+                             "auc_lo": ci["auc_lo"], "auc_hi": ci["auc_hi"],
+                             "tpr_at_fpr_0.01": m["tpr_at_fpr_0.01"],
+                             "tpr_at_fpr_0.01_lo": ci["tpr_at_fpr_0.01_lo"],
+                             "tpr_at_fpr_0.01_hi": ci["tpr_at_fpr_0.01_hi"], "acc": m["acc"],
                              "n_no_out_reference": out.n_no_out_reference})
     return pd.DataFrame(rows)
 

@@ -68,8 +68,8 @@ class NoisyBatches(Hook):
 sweep = Sweep(
     name="{name}",
     base=Experiment(split=SplitConfig(n_members=60), model=ModelConfig(widths=(64,)),
-                    train=TrainConfig(epochs=10, batch_size=16, lr=3e-3),
-                    shadows=ShadowConfig(n_models=4, models_per_job=2),
+                    train=TrainConfig(epochs=5, batch_size=16, lr=3e-3),
+                    shadows=ShadowConfig(n_models=2, models_per_job=2),
                     defense=InputNoise(), attacks=("loss", "calibrated_loss")),
     space={"defense.sigma": tune.grid_search([0.05, 0.5])},
     resources=Resources(trial_cpus=1, cpus_per_job=1, parallel_jobs=1),
@@ -129,7 +129,7 @@ def test_a_sweep_files_attack_and_defense_run_on_every_node(tmp_path, restored_r
     trials, attacks = tables["trials"], tables["attacks"]
     assert (trials.status == "ok").all() and len(trials) == 2
     assert sorted(trials["defense.sigma"]) == [0.05, 0.5]
-    assert (trials.noisy_batches == 10 * 4).all()  # 60 members in batches of 16, 10 epochs
+    assert (trials.noisy_batches == 5 * 4).all()  # 60 members in batches of 16, 5 epochs
     assert not trials.node.str.endswith(head).any()  # never where the file was loaded
     assert not trials.job_nodes.str.contains(head).any()
     own = attacks[attacks.attack == "calibrated_loss"]
