@@ -198,9 +198,13 @@ def test_rerun_from_stored_signals_reproduces_the_trial(digits, tmp_path):
     tables = run_trial(exp, digits, InProcessExecutor(digits))
     write_trial(tmp_path, exp.trial_id, tables)
     again = rerun(tmp_path, (None, 1)).set_index(["n_reference", "attack", "variant"])
-    plain = tables["attacks"][~tables["attacks"].variant.str.contains("_aug")]
+    attacks = tables["attacks"]
+    plain = attacks[~attacks.variant.str.contains("_aug") & (attacks.attack != "attacker_choice")]
     for _, row in plain.iterrows():  # phi is stored as float32: AUC within 0.01
         assert again.loc[(4, row.attack, row.variant), "auc"] == pytest.approx(row.auc, abs=0.01)
     one = again.loc[1]
     assert len(one) == 6 and one.auc.between(0, 1).all()
+    assert (again.auc_lo <= again.auc).all() and (again.auc <= again.auc_hi).all()
+    offline = one.xs("offline", level="variant")  # one reference: what it trained on has no OUT
+    assert (offline.n_no_out_reference > 0).all()
     assert (one.acc == 0.5).all()  # one reference model: no threshold to fit, none predicted
