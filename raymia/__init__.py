@@ -7,9 +7,8 @@ from raymia.config import (ConfigError, DataConfig, EvaluationConfig, Experiment
                            QueryConfig, ReferenceConfig, Resources, ShadowConfig, SplitConfig,
                            Sweep, TrainConfig)
 from raymia.data import ood  # noqa: F401  (registrations)
-from raymia.defenses import (DPSGD, L2, AdvReg, EarlyStopping, LabelOnly, LabelSmoothing,
-                             Laplace, MemGuard, MixupMMD, NoDefense, NoOutput, Rounding,
-                             Temperature, TopK)
+from raymia.defenses import DPSGD, L2, AdvReg, EarlyStopping, LabelSmoothing, MixupMMD, NoDefense
+from raymia.outputs import LabelOnly, Laplace, MemGuard, NoOutput, Rounding, Temperature, TopK
 from raymia.results import read_results
 from raymia.selena import Selena
 from raymia.version import __version__

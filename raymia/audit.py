@@ -16,7 +16,7 @@ import numpy as np
 
 from raymia.attacks import AttackInputs
 from raymia.config import Experiment
-from raymia.defenses.posthoc import NoOutput
+from raymia.outputs.defenses import NoOutput
 from raymia.data.splits import Splits
 from raymia.queries import AUG, ood_data, ood_name
 from raymia.seeding import derive_seed

@@ -30,7 +30,8 @@ from raymia.audit import ORIGINAL, boundary_distances, boundary_jobs, ood_inputs
 from raymia.config import Experiment, flatten
 from raymia.data import Dataset
 from raymia.data.splits import Splits, make_splits
-from raymia.defenses import NoDefense, NoOutput, defense_fields, output_fields
+from raymia.defenses import NoDefense, defense_fields
+from raymia.outputs import NoOutput, output_fields
 from raymia.intervals import bootstrap_intervals, null_band
 from raymia.metrics import FPR_POINTS, accuracy, attack_metrics, ece
 from raymia.results import SCHEMA_VERSION, to_table, training_stats

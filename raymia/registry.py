@@ -11,6 +11,8 @@ file may add its own entries (raymia.extensions ships them to every node).
 """
 from __future__ import annotations
 
+import dataclasses
+import typing
 from typing import Any, Callable
 
 from raymia.errors import ConfigError
@@ -67,6 +69,35 @@ def _qualname(obj) -> str:
     return f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', repr(target))}"
 
 
+def config_fields(registry: Registry) -> dict[str, type]:
+    """Every field of a registry of config dataclasses (defenses, output
+    defenses), with its type: one `defense.<field>` / `output.<field>` column each."""
+    out: dict[str, type] = {}
+    for cls in registry.values():
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            out.setdefault(f.name, hints[f.name])
+    return out
+
+
+def one_type_per_field(registry: Registry):
+    """A check of new entries: a field shares its column with the same-named
+    field of every other entry (its meaning is that of the row's `defense`),
+    so it must have the same type; a clash names both."""
+    def check(name: str, cls) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            for other_name, other in registry.items():
+                if other_name == name or f.name not in {g.name for g in dataclasses.fields(other)}:
+                    continue
+                theirs = typing.get_type_hints(other)[f.name]
+                if theirs != hints[f.name]:
+                    raise TypeError(f"{registry.kind} {name!r}: field {f.name!r} is "
+                                    f"{hints[f.name]}, but {other_name}'s {f.name} is {theirs} "
+                                    "and they share one column; rename the field")
+    return check
+
+
 DATASETS = Registry("dataset")
 MODELS = Registry("model")
 ACTIVATIONS = Registry("activation")
@@ -76,3 +107,5 @@ AUGMENTATIONS = Registry("augmentation")
 OOD_SETS = Registry("out-of-distribution set")
 DEFENSES = Registry("defense")
 OUTPUTS = Registry("output defense")
+DEFENSES.on_register = one_type_per_field(DEFENSES)
+OUTPUTS.on_register = one_type_per_field(OUTPUTS)

@@ -24,7 +24,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raymia.config import Experiment
-from raymia.defenses import defense_fields, output_fields
+from raymia.defenses import defense_fields
+from raymia.outputs import output_fields
 from raymia.registry import DEFENSES, OUTPUTS
 from raymia.intervals import interval_columns
 from raymia.metrics import FPR_POINTS

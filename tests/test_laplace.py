@@ -1,4 +1,4 @@
-"""Last-layer Laplace approximation (raymia.defenses.laplace)."""
+"""Last-layer Laplace approximation (raymia.outputs.laplace)."""
 import math
 
 import numpy as np
@@ -9,7 +9,7 @@ from scipy.special import softmax
 from torch import nn
 
 from raymia.config import ConfigError
-from raymia.defenses.laplace import LastLayerLaplace, split_last_layer
+from raymia.outputs.laplace import LastLayerLaplace, split_last_layer
 from raymia.models.cnn import small_cnn
 from raymia.models.vision import cifar_resnet18
 

@@ -1,4 +1,4 @@
-"""MemGuard's mechanisms (raymia.defenses.memguard) on synthetic logits."""
+"""MemGuard's mechanisms (raymia.outputs.memguard) on synthetic logits."""
 import math
 
 import numpy as np
@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 from scipy.special import softmax
 
 from raymia.config import ConfigError
-from raymia.defenses.memguard import (
+from raymia.outputs.memguard import (
     memguard,
     memguard_chunks,
     memguard_search,

@@ -1,4 +1,4 @@
-"""Post-hoc output defenses (raymia.defenses.outputs)."""
+"""Post-hoc output defenses (raymia.outputs.release)."""
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -7,7 +7,7 @@ from scipy.special import log_softmax, softmax
 
 from raymia import signals
 from raymia.config import ConfigError
-from raymia.defenses.outputs import (
+from raymia.outputs.release import (
     FLOOR,
     as_logits,
     fit_temperature,

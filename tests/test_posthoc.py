@@ -140,7 +140,7 @@ def test_memguard_fits_its_classifier_once_per_model_with_the_cache(digits, tmp_
                                                                      monkeypatch):
     """The target's job and its three chunk jobs share one classifier, as do reruns;
     the classifier's source is part of its key."""
-    from raymia.defenses import memguard as mechanism
+    from raymia.outputs import memguard as mechanism
 
     fits = []
     original = mechanism.train_defender_classifier
@@ -152,7 +152,7 @@ def test_memguard_fits_its_classifier_once_per_model_with_the_cache(digits, tmp_
     again = run_trial(exp, digits, InProcessExecutor(digits), cache_dir=str(tmp_path))
     assert len(fits) == 1 + exp.shadows.n_models
     np.testing.assert_array_equal(first["scores"].score, again["scores"].score)
-    monkeypatch.setattr("raymia.defenses.posthoc.source_hash", lambda module: "edited")
+    monkeypatch.setattr("raymia.outputs.defenses.source_hash", lambda module: "edited")
     run_trial(exp, digits, InProcessExecutor(digits), cache_dir=str(tmp_path))
     assert len(fits) == 2 * (1 + exp.shadows.n_models)
 
@@ -163,7 +163,7 @@ def test_memguard_keys_each_query_by_its_bytes(digits):
     import torch
 
     from raymia.config import ModelConfig
-    from raymia.defenses.posthoc import FitContext
+    from raymia.outputs.defenses import FitContext
     from raymia.models import build_model
 
     torch.manual_seed(0)

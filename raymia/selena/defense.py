@@ -28,7 +28,7 @@ from raymia.config import TrainConfig, check
 from raymia.defenses.base import Defense
 from raymia.defenses.early_stopping import EarlyStoppingHook
 from raymia.defenses.none import NoDefense
-from raymia.defenses.posthoc import NoOutput
+from raymia.outputs.defenses import NoOutput
 from raymia.registry import DEFENSES
 from raymia.seeding import derive_seed
 from raymia.selena import mechanism as selena

@@ -159,7 +159,7 @@ def _take_over_if_stale(lock: Path) -> None:
 class ModelCache:
     """`<root>/<key>.pt`: a trained model's state dict and what its training
     reported, or a module an output defense fitted on such a model
-    (raymia.defenses.posthoc.FitContext.fitted)."""
+    (raymia.outputs.defenses.FitContext.fitted)."""
 
     def __init__(self, root: str | os.PathLike):
         self.root = Path(root)

@@ -15,8 +15,8 @@ from raymia.attacks.boundary import boundary_distance
 from raymia.config import ModelConfig, TrainConfig
 from raymia.data import Dataset
 from raymia.defenses.none import NoDefense
-from raymia.defenses.outputs import as_logits
-from raymia.defenses.posthoc import FitContext, NoOutput
+from raymia.outputs.release import as_logits
+from raymia.outputs.defenses import FitContext, NoOutput
 from raymia.models import build_model
 from raymia.train.cache import ModelCache, fingerprint, model_key
 from raymia.train.hooks import HookContext

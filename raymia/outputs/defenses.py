@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from raymia.config import ConfigError, check, check_choice
-from raymia.defenses import memguard as mechanism
-from raymia.defenses import outputs
-from raymia.defenses.laplace import MAX_FULL, LastLayerLaplace, split_last_layer
-from raymia.defenses.memguard import DefenderClassifier, memguard
+from raymia.outputs import memguard as mechanism
+from raymia.outputs import release as outputs
+from raymia.outputs.laplace import MAX_FULL, LastLayerLaplace, split_last_layer
+from raymia.outputs.memguard import DefenderClassifier, memguard
 from raymia.models import build_model
 from raymia.registry import OUTPUTS
 from raymia.seeding import input_hashes
@@ -192,7 +192,7 @@ class Temperature(OutputDefense):
 @OUTPUTS.register
 @dataclass(frozen=True)
 class Laplace(OutputDefense):
-    """Last-layer Laplace approximation (raymia.defenses.laplace): prior
+    """Last-layer Laplace approximation (raymia.outputs.laplace): prior
     precision tuned on held-out data, predictive by `method` probit or mc."""
 
     name = "laplace"

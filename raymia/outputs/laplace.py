@@ -19,7 +19,7 @@ Monte-Carlo average of softmax over sampled logits. The probit ignores the
 correlations between logits, among them the shift common to all classes that
 softmax ignores, so with a weak prior it is much less confident than the MC
 predictive: tune the prior with the predictive that is released. Unlike the
-output defenses (raymia.defenses.outputs) this may change the predicted label.
+output defenses (raymia.outputs.release) this may change the predicted label.
 """
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ Pure mechanisms, numpy in and out (the trial pipeline and Ray fan-out call them)
   `derive_seed(seed, "memguard", row_id)`, so a released vector depends on its
   row id and content only: any split into chunks (`memguard_chunks`) with the
   global row ids gives the results of the whole batch. raymia's MemGuard
-  output (raymia.defenses.posthoc) keys each query by a hash of its bytes: a
+  output (raymia.outputs.defenses) keys each query by a hash of its bytes: a
   repeated query gets the same answer (asking again averages nothing out),
   and every distinct input (an augmented copy, say) its own coin. (The search
   runs in float64 by default: batched BLAS may differ in the last bit between batch
