@@ -13,7 +13,9 @@ Rounds use the first `evaluation.choice_rounds` shadow models. An attack
 whose signals exist for the real target only (the adaptive attacker's
 Split-AI, or boundary distances beyond the shadow models that measured them)
 raises MissingSignal and is scored on the rounds it can run in; one that can
-run in none is not a candidate.
+run in none is not a candidate. When no attack is (an experiment of the
+adaptive attack alone), the first variant of the first attack the experiment
+names stands as the choice, with `rehearsal_rounds` 0.
 """
 from __future__ import annotations
 

@@ -101,7 +101,9 @@ def _attack_rows(outputs, inputs, is_member, sample_ids, ids: dict, exp: Experim
     rows, parts = [], []
     everyone = np.ones(len(is_member), bool)
     ev = exp.evaluation
-    picked = [out for out in outputs if (out.attack, out.variant) == chosen]
+    # no attack could be rehearsed (e.g. only the adaptive attack): the first one the
+    # experiment names stands, chosen by the user's order, not by evaluation labels
+    picked = [out for out in outputs if (out.attack, out.variant) == chosen] or outputs[:1]
     for out, name in [(o, None) for o in outputs] + [(o, "attacker_choice") for o in picked]:
         on = everyone if out.evaluated is None else out.evaluated
         member = is_member[on]

@@ -198,3 +198,21 @@ def test_offline_attacks_never_take_an_in_model_as_out():
     assert outs[("lira", "offline")].n_no_out_reference == 1
     assert outs[("rmia", "offline")].n_no_out_reference == 1
     assert outs[("lira", "online")].n_no_out_reference is None
+
+
+def test_without_a_rehearsable_attack_the_first_named_one_stands():
+    from raymia.attacks import AttackOutput
+    from raymia.experiment import _attack_rows
+
+    assert choose({}) is None
+    gen = np.random.default_rng(0)
+    member = np.arange(40) < 20
+    inputs = AttackInputs(gen.normal(size=(40, 3)), np.zeros(40, int),
+                          gen.normal(size=(2, 40, 3)), np.zeros(40, int), np.ones((2, 40), bool))
+    outputs = [AttackOutput("a", "x", gen.normal(size=40), 0.0),
+               AttackOutput("b", "y", gen.normal(size=40), 0.0)]
+    rows, _ = _attack_rows(outputs, inputs, member, np.arange(40),
+                           {"sweep": "s", "trial_id": "t", "eval_set": "original"},
+                           tiny_experiment(evaluation=EvaluationConfig(n_resamples=100)), {}, None)
+    chosen = [r for r in rows if r["attack"] == "attacker_choice"]
+    assert len(chosen) == 1 and chosen[0]["variant"] == "a/x" and chosen[0]["rehearsal_rounds"] == 0
