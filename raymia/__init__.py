@@ -12,6 +12,9 @@ from raymia.outputs import LabelOnly, Laplace, MemGuard, NoOutput, Rounding, Tem
 from raymia.results import read_results
 from raymia.selena import Selena
 from raymia.version import __version__
+from raymia import extensions  # noqa: E402,I001  (after every built-in registration)
+
+extensions.note_builtins()
 
 __all__ = ["DPSGD", "AdvReg", "ConfigError", "DataConfig", "EarlyStopping", "EvaluationConfig",
            "Experiment", "L2", "LabelOnly", "LabelSmoothing", "Laplace", "MemGuard", "MixupMMD",

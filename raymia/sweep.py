@@ -69,13 +69,13 @@ def main(argv=None) -> int:
     try:
         if args.max_concurrent is not None and args.max_concurrent < 1:
             raise ConfigError("--max-concurrent", f"must be >= 1, got {args.max_concurrent}")
-        sweep, extensions = load_sweep_file(args.sweep_file)
+        sweep = load_sweep(args.sweep_file)
         from raymia.execution.runner import run_sweep  # Ray is imported only to run a sweep
 
         results = args.results or Path("results") / sweep.name
         return run_sweep(sweep, results, address=args.address, resume=args.resume,
                          max_concurrent=args.max_concurrent, dry_run=args.dry_run,
-                         out=lambda line: print(line, flush=True), extensions=extensions)
+                         out=lambda line: print(line, flush=True))
     except ConfigError as e:
         print(f"raymia: error: {e}", file=sys.stderr)
         return 2

@@ -58,3 +58,15 @@ def ray_session(_ray_shutdown_at_exit):
     if not ray.is_initialized():
         ray.init(address="local", num_cpus=2, include_dashboard=False)
     return ray
+
+
+@pytest.fixture
+def restored_registries():
+    """Entries a test's sweep file registers leave with the test."""
+    from raymia.extensions import REGISTRIES
+
+    saved = {kind: dict(reg) for kind, reg in REGISTRIES.items()}
+    yield
+    for kind, reg in REGISTRIES.items():
+        reg.clear()
+        reg.update(saved[kind])

@@ -13,29 +13,34 @@ import pytest
 
 from raymia.results import read_results
 from raymia.sweep import main
+from test_extensions import EXTENSION
 
 pytestmark = pytest.mark.ray
 
+#: the sweep file brings its own attack and defense (the README's example): every
+#: trial and training job runs on a worker node that never loaded the file
 SWEEP = """
-from ray import tune
-from raymia import (L2, Experiment, ModelConfig, NoDefense, Resources, ShadowConfig, SplitConfig,
-                    Sweep, TrainConfig)
+from raymia import NoDefense
 
 sweep = Sweep(
     name="{name}",
     base=Experiment(split=SplitConfig(n_members=60), model=ModelConfig(widths=(64,)),
                     train=TrainConfig(epochs={epochs}, batch_size=16, lr=3e-3),
-                    shadows=ShadowConfig(n_models=4, models_per_job=2)),
-    space={{"defense": tune.grid_search([NoDefense(), L2(weight_decay=1e-2)])}},
+                    shadows=ShadowConfig(n_models=4, models_per_job=2),
+                    attacks=("correctness", "confidence", "entropy", "modified_entropy", "loss",
+                             "calibrated_loss")),
+    space={{"defense": tune.grid_search([NoDefense(), InputNoise(sigma=0.05)])}},
     seeds=(0, 1),
     resources=Resources(trial_cpus=1, cpus_per_job=1, parallel_jobs=1),
 )
 """
+ROWS = 12  # ten metric-attack variants, calibrated_loss and the attacker's choice
 
 
 def write_sweep(root, name: str, epochs: int = 15):
     path = root / f"{name}.py"
-    path.write_text(textwrap.dedent(SWEEP.format(name=name, epochs=epochs)))
+    path.write_text(textwrap.dedent(EXTENSION) + textwrap.dedent(
+        SWEEP.format(name=name, epochs=epochs)))
     return path
 
 
@@ -62,14 +67,15 @@ def exactly_once(results, n_trials: int) -> pd.DataFrame:
     assert len(trials) == n_trials and trials.trial_id.is_unique
     assert (trials.status == "ok").all(), trials.error.tolist()
     per_trial = tables["attacks"].groupby("trial_id").size()
-    assert set(per_trial.index) == set(trials.trial_id) and (per_trial == 11).all()
+    assert set(per_trial.index) == set(trials.trial_id) and (per_trial == ROWS).all()
     scores = tables["scores"]
     assert not scores.duplicated(["trial_id", "attack", "variant", "eval_set", "sample_id"]).any()
-    assert len(scores) == n_trials * 11 * 120  # ten variants and the attacker's choice
+    assert len(scores) == n_trials * ROWS * 120
     return trials
 
 
-def test_trials_and_jobs_spread_over_the_worker_nodes(cluster, tmp_path, capsys):
+def test_trials_and_jobs_spread_over_the_worker_nodes(cluster, tmp_path, capsys,
+                                                     restored_registries):
     path = write_sweep(tmp_path, "spread")
     assert main([str(path), "--results", str(tmp_path / "out"), "--address",
                  cluster.address]) == 0
@@ -77,9 +83,21 @@ def test_trials_and_jobs_spread_over_the_worker_nodes(cluster, tmp_path, capsys)
     assert trials.node.nunique() >= 2
     assert (trials.job_nodes == trials.node).all()  # a trial's jobs run in its placement group
     assert "jobs on 127.0.0.1/" in capsys.readouterr().out
+    head = cluster.head_node.node_id[:8]  # the only node that loaded the sweep file
+    assert not trials.node.str.endswith(head).any()
+    # the sweep file's defense trained there (its stat and field are columns) ...
+    noisy = trials[trials.defense == "input_noise"]
+    assert len(noisy) == 2 and (noisy["defense.sigma"] == 0.05).all()
+    assert (noisy.noisy_batches == 15 * 4).all()  # 60 members in batches of 16, 15 epochs
+    assert trials[trials.defense == "none"].noisy_batches.isna().all()
+    # ... and its attack ran in every trial
+    attacks = read_results(tmp_path / "out")["attacks"]
+    own = attacks[attacks.attack == "calibrated_loss"]
+    assert len(own) == 4 and own.auc.between(0, 1).all()
 
 
-def test_a_worker_node_lost_mid_sweep_loses_and_duplicates_nothing(cluster, tmp_path):
+def test_a_worker_node_lost_mid_sweep_loses_and_duplicates_nothing(cluster, tmp_path,
+                                                                  restored_registries):
     path = write_sweep(tmp_path, "loss", epochs=200)  # trials train for seconds
     victim = next(iter(cluster.worker_nodes))
     lines: list[str] = []  # Tune pickles the progress callback: it holds nothing else
@@ -111,7 +129,8 @@ def _launch(args, **kw):
                             start_new_session=True, **kw)
 
 
-def test_a_killed_driver_resumes_without_retraining_finished_trials(tmp_path):
+def test_a_killed_driver_resumes_without_retraining_finished_trials(tmp_path,
+                                                                   restored_registries):
     path = write_sweep(tmp_path, "killed", epochs=30)
     out = tmp_path / "out"
     args = [str(path), "--results", str(out), "--max-concurrent", "1"]

@@ -1,16 +1,13 @@
-"""A sweep file brings its own attack and defense: one decorator each, run in
-trials on every node of a multi-node cluster (shipped by value)."""
+"""A sweep file brings its own attack and defense: one decorator each. Their run
+on every node of a multi-node cluster (shipped by value) is part of
+tests/test_cluster.py, whose sweep file carries them."""
 import textwrap
 
-import numpy as np
-import pytest
+from raymia import registry
+from raymia.sweep import load_sweep_file
 
-from raymia import extensions, registry
-from raymia.results import read_results
-from raymia.sweep import load_sweep_file, main
-
-#: the README's "Extending raymia" example, as a sweep file
-SWEEP = '''
+#: the README's "Extending raymia" example: an attack and a defense of a sweep file's own
+EXTENSION = '''
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -64,7 +61,9 @@ class NoisyBatches(Hook):
     def report(self):
         return {"noisy_batches": self.count}
 
+'''
 
+SWEEP = EXTENSION + '''
 sweep = Sweep(
     name="{name}",
     base=Experiment(split=SplitConfig(n_members=60), model=ModelConfig(widths=(64,)),
@@ -75,16 +74,6 @@ sweep = Sweep(
     resources=Resources(trial_cpus=1, cpus_per_job=1, parallel_jobs=1),
 )
 '''
-
-
-@pytest.fixture
-def restored_registries():
-    """The sweep file's entries leave with the test."""
-    saved = {kind: dict(reg) for kind, reg in extensions.REGISTRIES.items()}
-    yield
-    for kind, reg in extensions.REGISTRIES.items():
-        reg.clear()
-        reg.update(saved[kind])
 
 
 def write(root, name):
@@ -105,32 +94,12 @@ def test_a_sweep_file_registers_its_own_attack_and_defense(tmp_path, restored_re
     assert {"defense.sigma", "noisy_batches"} <= set(SCHEMAS["trials"].names)
 
 
-@pytest.mark.ray
-def test_a_sweep_files_attack_and_defense_run_on_every_node(tmp_path, restored_registries):
-    """Head with no CPUs, two workers: every trial and job runs on a node that
-    never loaded the sweep file."""
-    import ray
-    from ray.cluster_utils import Cluster
+def test_what_is_shipped_to_the_workers_is_what_raymia_did_not_register(tmp_path,
+                                                                        restored_registries):
+    from raymia.extensions import foreign
 
-    ray.shutdown()
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
-    for _ in range(2):
-        cluster.add_node(num_cpus=2)
-    cluster.wait_for_nodes()
-    head = cluster.head_node.node_id[:8]
-    try:
-        out = tmp_path / "out"
-        assert main([str(write(tmp_path, "own")), "--results", str(out),
-                     "--address", cluster.address]) == 0
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-    tables = read_results(out)
-    trials, attacks = tables["trials"], tables["attacks"]
-    assert (trials.status == "ok").all() and len(trials) == 2
-    assert sorted(trials["defense.sigma"]) == [0.05, 0.5]
-    assert (trials.noisy_batches == 5 * 4).all()  # 60 members in batches of 16, 5 epochs
-    assert not trials.node.str.endswith(head).any()  # never where the file was loaded
-    assert not trials.job_nodes.str.contains(head).any()
-    own = attacks[attacks.attack == "calibrated_loss"]
-    assert len(own) == 2 and np.isfinite(own.auc).all()
+    assert not foreign()  # the built-ins (torch's activation classes among them) stay home
+    load_sweep_file(str(write(tmp_path, "own")))
+    shipped = foreign()
+    assert sorted(shipped.names()) == ["attack calibrated_loss", "defense input_noise"]
+    assert shipped.modules == ("raymia_sweep_own",)

@@ -261,3 +261,18 @@ def test_trial_ids_of_existing_configurations_stay():
     assert Experiment(defense=L2(weight_decay=1e-3), attacks=("loss", "lira"),
                       split=SplitConfig(n_members=100, n_shadow_pool=50)).trial_id == "ee0252d840d6"
     assert Experiment(output=MemGuard(epsilon=0.5)).trial_id == "acc0a5cdc5d2"
+
+
+def test_sweeping_a_field_no_attack_of_the_sweep_reads_is_refused():
+    from ray import tune
+
+    from raymia import SplitConfig, Sweep
+    from raymia.execution.plan import expand
+
+    with pytest.raises(ConfigError, match=r"^sweep.space.reference.rmia_gamma: no attack of "
+                                          r"this sweep reads it; rmia would$"):
+        expand(Sweep("s", base=Experiment(attacks=("loss",)),
+                     space={"reference.rmia_gamma": tune.grid_search([1.0, 2.0])}))
+    fine = Sweep("s", base=Experiment(attacks=("loss", "rmia"), split=SplitConfig(n_shadow_pool=10)),
+                 space={"reference.rmia_gamma": tune.grid_search([1.0, 2.0])})
+    assert len(expand(fine)) == 2

@@ -138,7 +138,8 @@ def _boundary_models(exp) -> None:
           f"{exp.shadows.n_models}")
 
 
-@register_attack("augmentation", labels_only=True, queries=_aug)
+@register_attack("augmentation", labels_only=True, queries=_aug,
+                 fields=("queries.augmentations", "queries.shift"))
 def augmentation(inputs, cfg=None) -> list:
     """The augmentation attack on the "aug" queries (identity + augmentations)."""
     target_q, shadow_q = inputs.query("aug", "augmentation")
@@ -149,7 +150,8 @@ def augmentation(inputs, cfg=None) -> list:
     return [AttackOutput("augmentation", f"{len(target_q)}_queries", scores, threshold)]
 
 
-@register_attack("noise", labels_only=True, queries=_noise, requires_data=_binary_tabular)
+@register_attack("noise", labels_only=True, queries=_noise, requires_data=_binary_tabular,
+                 fields=("queries.flips", "queries.n_noise"))
 def noise(inputs, cfg=None) -> list:
     """The random-flip noise attack on the "noise/<k>" queries, k chosen on shadows."""
     names = sorted((name for name in inputs.target_queries if name.startswith("noise/")),
@@ -164,7 +166,9 @@ def noise(inputs, cfg=None) -> list:
     return [AttackOutput("noise", "global", scores, threshold)]
 
 
-@register_attack("boundary", labels_only=True, stages=("boundary",), requires=_boundary_models)
+@register_attack("boundary", labels_only=True, stages=("boundary",), requires=_boundary_models,
+                 fields=("queries.boundary_queries", "queries.boundary_models",
+                         "queries.boundary_chunk"))
 def boundary(inputs, cfg=None) -> list:
     """The decision-boundary distance attack; threshold on the first shadow models."""
     if inputs.target_boundary is None or inputs.shadow_boundary is None:

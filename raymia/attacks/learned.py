@@ -77,6 +77,7 @@ def top3(inputs: AttackInputs, model: str = "mlp") -> list[AttackOutput]:
     return [AttackOutput("top3", model, _fit_predict(model, top(probs), member, target), 0.5)]
 
 
-register_attack("shokri")(lambda inputs, cfg: shokri(inputs, cfg.attack_model))
-register_attack("nn")(lambda inputs, cfg: nn(inputs, cfg.attack_model))
-register_attack("top3")(lambda inputs, cfg: top3(inputs, cfg.attack_model))
+FIELDS = ("reference.attack_model",)
+register_attack("shokri", fields=FIELDS)(lambda inputs, cfg: shokri(inputs, cfg.attack_model))
+register_attack("nn", fields=FIELDS)(lambda inputs, cfg: nn(inputs, cfg.attack_model))
+register_attack("top3", fields=FIELDS)(lambda inputs, cfg: top3(inputs, cfg.attack_model))

@@ -67,7 +67,8 @@ def _augmented_queries(exp, data_kind: str) -> tuple[str, ...]:
     return ("aug",) if data_kind == "image" and exp.queries.augmentations else ()
 
 
-@register_attack("lira", queries=_augmented_queries, replayable=True)
+@register_attack("lira", queries=_augmented_queries, replayable=True,
+                 fields=("reference.n_models", "queries.augmentations", "queries.shift"))
 def lira_attack(inputs: AttackInputs, cfg) -> list[AttackOutput]:
     return lira(inputs, cfg.n_models)
 

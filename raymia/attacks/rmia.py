@@ -77,7 +77,8 @@ def _needs_population(exp) -> None:
           "rmia needs population samples: set split.n_shadow_pool > 0")
 
 
-@register_attack("rmia", requires=_needs_population, replayable=True)
+@register_attack("rmia", requires=_needs_population, replayable=True,
+                 fields=("reference.n_models", "reference.rmia_gamma"))
 def rmia_attack(inputs: AttackInputs, cfg) -> list[AttackOutput]:
     return rmia(inputs, cfg.n_models, cfg.rmia_gamma)
 

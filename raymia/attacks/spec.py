@@ -44,6 +44,8 @@ class AttackSpec:
         before any training.
     replayable: it reads the models' p_y only, so raymia.rerun can replay it
         from the stored `signals` with another number of reference models.
+    fields: the config fields (dotted paths) it reads; a sweep that varies
+        one of them without running an attack that reads it is refused.
     """
 
     name: str
@@ -55,6 +57,7 @@ class AttackSpec:
     requires: Callable = _fine
     requires_data: Callable = _fine
     replayable: bool = False
+    fields: tuple[str, ...] = ()
 
     def __post_init__(self):
         unknown = set(self.stages) - set(STAGES)
@@ -72,6 +75,17 @@ def register_attack(name: str, **needs):
         ATTACKS.register(name, AttackSpec(name, run, **needs))
         return run
     return wrap
+
+
+def unread_fields(paths, attack_names) -> dict[str, list[str]]:
+    """{path: the attacks that read it} for each config path in `paths` that some
+    registered attack declares in its `fields` but none of `attack_names` does."""
+    out = {}
+    for path in paths:
+        readers = sorted(n for n, spec in ATTACKS.items() if path in spec.fields)
+        if readers and not set(readers) & set(attack_names):
+            out[path] = readers
+    return out
 
 
 def asked_queries(exp, data_kind: str) -> set[str]:

@@ -15,10 +15,11 @@ import json
 import numpy as np
 from ray.tune.search.sample import Domain
 
-from raymia.queries import check_queries
+from raymia.attacks.spec import unread_fields
 from raymia.config import ConfigError, Experiment, Sweep, set_path
 from raymia.data import Dataset, load_dataset
 from raymia.data.splits import make_splits
+from raymia.queries import check_queries
 from raymia.seeding import derive_seed
 
 
@@ -48,6 +49,10 @@ def expand(sweep: Sweep) -> list[Experiment]:
                     _set(tree, p, values[p])
                 exp = _build(tree, values)
                 trials.setdefault(exp.trial_id, exp)
+    attacks = {name for exp in trials.values() for name in exp.attacks}
+    for path, readers in unread_fields(paths, attacks).items():
+        raise ConfigError(f"sweep.space.{path}", f"no attack of this sweep reads it; "
+                                                 f"{', '.join(readers)} would")
     return list(trials.values())
 
 

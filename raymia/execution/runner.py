@@ -12,7 +12,7 @@ import ray
 from ray import tune
 
 from raymia.config import Sweep, flatten
-from raymia.extensions import Extensions
+from raymia.extensions import Extensions, foreign
 from raymia.execution.plan import data_key, expand, load_and_check
 from raymia.execution.trainable import one_line, trainable
 from raymia.experiment import trial_row
@@ -82,8 +82,9 @@ def run_sweep(sweep: Sweep, results_dir: Path, address: str | None = None, resum
               out: Callable[[str], None] = print, extensions: Extensions | None = None) -> int:
     """Validate, run and summarize a sweep. Returns the exit status: 0 when every
     trial succeeded, 1 when some failed. Bad input raises ConfigError first.
-    `extensions`: what the sweep file registered; every trial installs them,
-    shipped by value (their module need not exist on the other nodes)."""
+    `extensions`: attacks, defenses, ... registered outside raymia (default: all
+    there are, raymia.extensions.foreign); every trial and job installs them,
+    shipped by value (their modules need not exist on the other nodes)."""
     experiments = expand(sweep)
     datasets = load_and_check(experiments)
     params = varying(experiments)
@@ -94,8 +95,10 @@ def run_sweep(sweep: Sweep, results_dir: Path, address: str | None = None, resum
             out(f"  {tid}  {label}")
         return 0
     connect(address)
-    if extensions and extensions.module in sys.modules:
-        ray.cloudpickle.register_pickle_by_value(sys.modules[extensions.module])
+    extensions = foreign() if extensions is None else extensions
+    for module in extensions.modules:
+        if module in sys.modules and module != "__main__":
+            ray.cloudpickle.register_pickle_by_value(sys.modules[module])
     refs = {key: ray.put(data) for key, data in datasets.items()}
     results_dir = results_dir.resolve()
     results_dir.mkdir(parents=True, exist_ok=True)

@@ -46,7 +46,8 @@ def _needs_own_nonmembers(exp) -> None:
                                      "members the attacker knows")
 
 
-@register_attack("selena_adaptive", stages=("adaptive",), requires=_needs_own_nonmembers)
+@register_attack("selena_adaptive", stages=("adaptive",), requires=_needs_own_nonmembers,
+                 fields=("reference.attack_model",))
 def selena_adaptive_attack(inputs: AttackInputs, cfg) -> list[AttackOutput]:
     return selena_adaptive(inputs, cfg.attack_model)
 
