@@ -22,11 +22,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from sklearn.metrics import roc_auc_score, roc_curve
 
 from raymia.attacks import ATTACKS
 from raymia.attacks.base import AttackInputs, MissingSignal
-from raymia.metrics import tpr_at_fpr
+from raymia.intervals import weighted_figures
 
 CRITERION = "tpr_at_fpr_0.01"  # then "auc" to break ties
 
@@ -67,9 +66,11 @@ def rehearse(names, inputs: AttackInputs, cfg, rounds: int) -> dict[tuple[str, s
                 member, scores = is_member[on], out.scores[on].astype(np.float32)
                 if member.all() or not member.any():
                     continue
-                fpr, tpr, _ = roc_curve(member, scores, drop_intermediate=False)
+                # scikit-learn's roc_curve figures, computed at once (raymia.intervals)
+                got = weighted_figures(scores.astype(np.float64), member[None] * 1.0,
+                                       ~member[None] * 1.0, out.threshold)
                 figures.setdefault((out.attack, out.variant), []).append(
-                    (tpr_at_fpr(fpr, tpr, 0.01), roc_auc_score(member, scores)))
+                    (float(got[CRITERION][0]), float(got["auc"][0])))
     return {key: {CRITERION: float(np.mean([f[0] for f in v])),
                   "auc": float(np.mean([f[1] for f in v])), "rounds": len(v)}
             for key, v in figures.items()}

@@ -6,8 +6,13 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 import pytest  # noqa: E402
 
-from raymia import (DataConfig, Experiment, ModelConfig, ShadowConfig,  # noqa: E402
-                    SplitConfig, TrainConfig)
+from raymia import (DataConfig, EvaluationConfig, Experiment, ModelConfig,  # noqa: E402
+                    ShadowConfig, SplitConfig, TrainConfig)
+
+
+#: few resamples and rehearsal rounds keep test trials quick; the tests of the
+#: intervals and of the attacker's choice set their own
+QUICK = EvaluationConfig(n_resamples=200, choice_rounds=2)
 
 
 def tiny_experiment(**changes) -> Experiment:
@@ -19,6 +24,7 @@ def tiny_experiment(**changes) -> Experiment:
         model=ModelConfig(name="mlp", widths=(64,)),
         train=TrainConfig(epochs=15, batch_size=16, lr=3e-3),
         shadows=ShadowConfig(n_models=4, models_per_job=2),
+        evaluation=QUICK,
     )
     base.update(changes)
     return Experiment(**base)

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.ray
 #: the sweep file brings its own attack and defense (the README's example): every
 #: trial and training job runs on a worker node that never loaded the file
 SWEEP = """
-from raymia import NoDefense
+from raymia import EvaluationConfig, NoDefense
 
 sweep = Sweep(
     name="{name}",
@@ -28,7 +28,8 @@ sweep = Sweep(
                     train=TrainConfig(epochs={epochs}, batch_size=16, lr=3e-3),
                     shadows=ShadowConfig(n_models=4, models_per_job=2),
                     attacks=("correctness", "confidence", "entropy", "modified_entropy", "loss",
-                             "calibrated_loss")),
+                             "calibrated_loss"),
+                    evaluation=EvaluationConfig(n_resamples=200, choice_rounds=2)),
     space={{"defense": tune.grid_search([NoDefense(), InputNoise(sigma=0.05)])}},
     seeds=(0, 1),
     resources=Resources(trial_cpus=1, cpus_per_job=1, parallel_jobs=1),

@@ -11,14 +11,15 @@ pytestmark = pytest.mark.ray
 
 SWEEP = """
 from ray import tune
-from raymia import (DPSGD, AdvReg, EarlyStopping, Experiment, MixupMMD, ModelConfig,
-                    ShadowConfig, SplitConfig, Sweep, TrainConfig)
+from raymia import (DPSGD, AdvReg, EarlyStopping, EvaluationConfig, Experiment, MixupMMD,
+                    ModelConfig, ShadowConfig, SplitConfig, Sweep, TrainConfig)
 
 sweep = Sweep(
     name="defenses",
     base=Experiment(split=SplitConfig(n_members=100, n_validation=60),
                     model=ModelConfig(widths=(64,)), train=TrainConfig(epochs=8, lr=3e-3),
-                    shadows=ShadowConfig(n_models=2, models_per_job=2)),
+                    shadows=ShadowConfig(n_models=2, models_per_job=2),
+                    evaluation=EvaluationConfig(n_resamples=200, choice_rounds=2)),
     space={"defense": tune.grid_search([
         DPSGD(epsilon=1.0, accountant="rdp"), AdvReg(alpha=3.0, warmup_epochs=1, attack_steps=1),
         MixupMMD(gap_threshold=0.0), EarlyStopping(patience=2)])},

@@ -11,9 +11,9 @@ pytestmark = pytest.mark.ray
 
 SWEEP = """
 from ray import tune
-from raymia import (Experiment, LabelOnly, Laplace, MemGuard, ModelConfig, NoOutput,
-                    QueryConfig, Resources, Rounding, Selena, ShadowConfig, SplitConfig, Sweep,
-                    Temperature, TopK, TrainConfig)
+from raymia import (EvaluationConfig, Experiment, LabelOnly, Laplace, MemGuard, ModelConfig,
+                    NoOutput, QueryConfig, Resources, Rounding, Selena, ShadowConfig,
+                    SplitConfig, Sweep, Temperature, TopK, TrainConfig)
 
 sweep = Sweep(
     name="{name}",
@@ -22,7 +22,8 @@ sweep = Sweep(
                     shadows=ShadowConfig(n_models=2, models_per_job=1),
                     attacks={attacks},
                     queries=QueryConfig(boundary_queries=100, boundary_models=1,
-                                        boundary_chunk=40, eval_sets=("scaled",))),
+                                        boundary_chunk=40, eval_sets=("scaled",)),
+                    evaluation=EvaluationConfig(n_resamples=200, choice_rounds=2)),
     space={space},
     resources=Resources(parallel_jobs=2),
 )

@@ -116,7 +116,7 @@ def test_every_attack_declares_valid_needs(name):
 def tiny_job(digits, defense, output, cache_dir=None):
     order = np.random.default_rng(0).permutation(len(digits))
     return TrainJob("target", 0, (order[:60],), (7,), ModelConfig(widths=(32,)),
-                    TrainConfig(epochs=3, batch_size=16, lr=3e-3), defense, order[60:120],
+                    TrainConfig(epochs=2, batch_size=20, lr=3e-3), defense, order[60:120],
                     (order[120:180],), cache_dir=cache_dir, output=output)
 
 

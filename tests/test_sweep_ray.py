@@ -15,15 +15,16 @@ pytestmark = pytest.mark.ray
 
 SWEEP = """
 from ray import tune
-from raymia import (L2, DataConfig, Experiment, ModelConfig, NoDefense, Resources, ShadowConfig,
-                    SplitConfig, Sweep, TrainConfig)
+from raymia import (L2, DataConfig, EvaluationConfig, Experiment, ModelConfig, NoDefense,
+                    Resources, ShadowConfig, SplitConfig, Sweep, TrainConfig)
 
 ok = TrainConfig(epochs=15, batch_size=16, lr=3e-3)
 diverges = TrainConfig(optimizer="sgd", lr=1e12, epochs=5)
 sweep = Sweep(
     name="tiny",
     base=Experiment(split=SplitConfig(n_members=60), model=ModelConfig(widths=(64,)), train=ok,
-                    shadows=ShadowConfig(n_models=4, models_per_job=2)),
+                    shadows=ShadowConfig(n_models=4, models_per_job=2),
+                    evaluation=EvaluationConfig(n_resamples=200, choice_rounds=2)),
     space={"defense": tune.grid_search([NoDefense(), L2(weight_decay=1e-2)]),
            "train": tune.grid_search([ok, diverges])},
     resources=Resources(parallel_jobs=1),
@@ -88,14 +89,16 @@ def test_resume_keeps_finished_trials(sweep_run, capsys):
 
 EXTENDED = """
 from ray import tune
-from raymia import L2, Experiment, ModelConfig, NoDefense, ShadowConfig, SplitConfig, Sweep
+from raymia import (L2, EvaluationConfig, Experiment, ModelConfig, NoDefense, ShadowConfig,
+                    SplitConfig, Sweep)
 from raymia import TrainConfig
 
 sweep = Sweep(
     name="grow",
     base=Experiment(split=SplitConfig(n_members=60), model=ModelConfig(widths=(64,)),
                     train=TrainConfig(epochs=15, batch_size=16, lr=3e-3),
-                    shadows=ShadowConfig(n_models=4, models_per_job=2, train="undefended")),
+                    shadows=ShadowConfig(n_models=4, models_per_job=2, train="undefended"),
+                    evaluation=EvaluationConfig(n_resamples=200, choice_rounds=2)),
     space={"defense": tune.grid_search(GRID)},
 )
 """

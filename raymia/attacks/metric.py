@@ -21,7 +21,7 @@ from __future__ import annotations
 from functools import partial
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from scipy.stats import rankdata
 
 from raymia.attacks.base import AttackInputs, AttackOutput
 from raymia.attacks.spec import register_attack
@@ -104,7 +104,11 @@ for _name in METRICS:
 
 
 def orientation(shadow: np.ndarray, shadow_in: np.ndarray) -> int:
-    """+1 when shadow members score higher than non-members (AUC >= 1/2), else -1."""
-    if shadow_in.all() or not shadow_in.any():
+    """+1 when shadow members score higher than non-members (AUC >= 1/2), else -1.
+    The AUC by ranks (Mann-Whitney U, ties counted half)."""
+    n_in = int(shadow_in.sum())
+    if n_in in (0, len(shadow_in)):
         return 1
-    return 1 if roc_auc_score(shadow_in, shadow) >= 0.5 else -1
+    ranks = rankdata(shadow)  # average ranks of ties
+    u = ranks[shadow_in].sum() - n_in * (n_in + 1) / 2
+    return 1 if u >= 0.5 * n_in * (len(shadow_in) - n_in) else -1
