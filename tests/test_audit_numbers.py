@@ -76,11 +76,13 @@ def test_every_interval_is_reproduced_from_the_scores_table(trial):
     _, tables = trial
     attacks, scores = tables["attacks"], tables["scores"]
     gen = np.random.default_rng(11)
-    for _, row in attacks.iloc[::4].iterrows():  # every fourth row: loss, lira, rmia
+    rows = attacks.attack.isin(["loss", "lira", "rmia"]) & attacks.variant.isin(["global",
+                                                                                  "online"])
+    for _, row in attacks[rows].iterrows():
         part = scores[(scores.attack == row.attack) & (scores.variant == row.variant)
                       & (scores.eval_set == row.eval_set)]
         member, s = part.is_member.to_numpy(), part.score.to_numpy()
-        want = independent_bootstrap(s, member, row.threshold, 250, gen)
+        want = independent_bootstrap(s, member, row.threshold, 200, gen)
         for f in FIGURES:
             assert row[f"{f}_lo"] <= row[f] + 1e-9 or f.startswith("tpr")  # percentile ends
             width = want[f][1] - want[f][0]
