@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 
 from raymia.attacks import AttackInputs, MissingSignal
-from raymia.config import ReferenceConfig
+from raymia.config import ConfigError, ReferenceConfig
 from raymia.intervals import bootstrap_intervals
 from raymia.metrics import attack_metrics
 from raymia.registry import ATTACKS
 from raymia.seeding import rng
-from raymia.results import read_results
+from raymia.results import open_results
 
 
 def _logits(phi: np.ndarray) -> np.ndarray:
@@ -54,8 +54,17 @@ def inputs_from_signals(signals: pd.DataFrame, audit_ids: np.ndarray):
 
 def rerun(results_dir, n_reference=(None,), gamma: float = 1.0,
           n_resamples: int = 1000) -> pd.DataFrame:
-    tables = read_results(results_dir)
+    """ConfigError for a directory without signals, a gamma <= 0, or a number of
+    reference models a trial does not have (1 to its shadow models)."""
+    if not gamma > 0:
+        raise ConfigError("--gamma", f"must be > 0, got {gamma}")
+    tables = open_results(results_dir, need=("trials", "scores", "signals"))
     signals, scores = tables["signals"], tables["scores"]
+    n_models = signals[signals.role == "shadow"].groupby("trial_id").model_index.nunique()
+    for n in n_reference:
+        if n is not None and not 1 <= n <= n_models.min():
+            raise ConfigError("--n-reference", f"must be between 1 and the {n_models.min()} "
+                                               f"shadow models the trials trained, got {n}")
     rows = []
     for trial_id, trial_signals in signals.groupby("trial_id"):
         trial_scores = scores[scores.trial_id == trial_id]
@@ -93,7 +102,11 @@ def main(argv=None) -> int:
     p.add_argument("--n-reference", type=int, nargs="+", help="reference models to use (default: all)")
     p.add_argument("--gamma", type=float, default=1.0, help="RMIA's gamma")
     args = p.parse_args(argv)
-    table = rerun(args.results_dir, tuple(args.n_reference or (None,)), args.gamma)
+    try:
+        table = rerun(args.results_dir, tuple(args.n_reference or (None,)), args.gamma)
+    except ConfigError as e:
+        print(f"raymia: error: {e}", file=sys.stderr)
+        return 2
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
 

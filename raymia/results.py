@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from raymia.config import Experiment
+from raymia.config import ConfigError, Experiment
 from raymia.defenses import defense_fields
 from raymia.outputs import output_fields
 from raymia.registry import DEFENSES, OUTPUTS
@@ -168,6 +168,26 @@ def read_results(results_dir) -> dict[str, pd.DataFrame]:
     root = Path(results_dir)
     return {t: read_table(root / t) for t in TABLES
             if (root / t).is_dir() and any((root / t).glob("*.parquet"))}
+
+
+def open_results(results_dir, need: tuple[str, ...] = ("trials", "attacks")) -> dict:
+    """The tables of a results directory for a reader (summarize, rerun); a
+    ConfigError naming the directory when it is missing, not a results
+    directory, or lacks a table the reader needs."""
+    root = Path(results_dir)
+    if not root.is_dir():
+        raise ConfigError(str(results_dir), "no such results directory")
+    tables = read_results(root)
+    if "trials" not in tables:
+        raise ConfigError(str(results_dir), "not a results directory (no trials/*.parquet): "
+                                            "give the directory a sweep wrote")
+    for table in need:
+        if table not in tables:
+            ok = tables["trials"].status.eq("ok").sum()
+            why = ("every trial failed, e.g. " + str(tables["trials"].error.iloc[0])
+                   if ok == 0 else f"it holds no {table} table")
+            raise ConfigError(str(results_dir), why)
+    return tables
 
 
 def write_trial(results_dir, trial_id: str, tables: dict[str, pd.DataFrame]) -> None:

@@ -24,21 +24,43 @@ import sys
 
 import pandas as pd
 
-from raymia.results import read_results
+from raymia.config import ConfigError
+from raymia.results import open_results
 
 
 def _trials(results_dir, sweep: str | None):
-    tables = read_results(results_dir)
+    tables = open_results(results_dir)
     trials, attacks = tables["trials"], tables["attacks"]
-    trials = trials[trials.status == "ok"]
     if sweep:
+        if sweep not in set(trials.sweep):
+            raise ConfigError("--sweep", f"no trials of sweep {sweep!r} in {results_dir}; "
+                                         f"sweeps there: {', '.join(sorted(set(trials.sweep)))}")
         trials = trials[trials.sweep == sweep]
+    trials = trials[trials.status == "ok"]
+    if trials.empty:
+        raise ConfigError(str(results_dir), "no trial finished ok")
     config = trials.config_json.map(json.loads)
     trials = trials.assign(configuration=config.map(
         lambda c: json.dumps({k: v for k, v in c.items() if k != "seed"}, sort_keys=True)))
-    leaves = [c for c in trials.columns if "." in c and c != "config_json"]
+    leaves = [c for c in trials.columns if ("." in c or c == "attacks") and c != "config_json"]
+    for c in leaves:  # list-valued fields (model.widths) as tuples: hashable and sortable
+        trials[c] = trials[c].map(lambda v: tuple(v) if hasattr(v, "__len__")
+                                  and not isinstance(v, str) else v)
     varying = [c for c in leaves if trials[c].map(repr).nunique() > 1]
     return trials, attacks, varying
+
+
+def failed_note(results_dir, sweep: str | None = None) -> str | None:
+    """A line saying how many trials failed (they are left out of the tables)."""
+    trials = open_results(results_dir)["trials"]
+    if sweep:
+        trials = trials[trials.sweep == sweep]
+    failed = trials[trials.status != "ok"]
+    if failed.empty:
+        return None
+    return (f"{len(failed)} failed trial(s) left out: " + "; ".join(
+        f"{tid} ({err})" for tid, err in zip(failed.trial_id[:3], failed.error[:3]))
+        + (" ..." if len(failed) > 3 else ""))
 
 
 def _average(rows: pd.DataFrame, keys: list[str], varying: list[str], metrics: list[str]):
@@ -55,6 +77,10 @@ def summarize(results_dir, sweep: str | None = None, attacks: list[str] | None =
               view: str = "configurations") -> pd.DataFrame:
     trials, table, varying = _trials(results_dir, sweep)
     if attacks:
+        unknown = sorted(set(attacks) - set(table.attack))
+        if unknown:
+            raise ConfigError("--attacks", f"no rows of {', '.join(unknown)} in {results_dir}; "
+                                           f"attacks there: {', '.join(sorted(set(table.attack)))}")
         table = table[table.attack.isin(attacks)]
     if view == "eval_sets":
         rows = trials[["trial_id", "configuration", *varying]].merge(table, on="trial_id")
@@ -98,8 +124,16 @@ def main(argv=None) -> int:
     group.add_argument("--by-attack", action="store_const", dest="view", const="attacks")
     group.add_argument("--eval-sets", action="store_const", dest="view", const="eval_sets")
     args = p.parse_args(argv)
-    table = summarize(args.results_dir, args.sweep, args.attacks, args.view or "configurations")
+    try:
+        table = summarize(args.results_dir, args.sweep, args.attacks,
+                          args.view or "configurations")
+        note = failed_note(args.results_dir, args.sweep)
+    except ConfigError as e:
+        print(f"raymia: error: {e}", file=sys.stderr)
+        return 2
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if note:
+        print(note)
     return 0
 
 
