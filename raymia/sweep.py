@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -48,6 +49,27 @@ def load_sweep_file(path: str) -> tuple[Sweep, Extensions]:
     return sweep, extensions
 
 
+PROBE_S = 3.0  # how long to wait for a Ray cluster's address to answer
+
+
+def check_address(address: str | None) -> None:
+    """A ConfigError for an --address / RAY_ADDRESS that is malformed or where
+    nothing listens (Ray itself would retry for minutes); `auto` and a client
+    address (`ray://host:port`) are passed to Ray as they are."""
+    if not address or address == "auto":
+        return
+    host_port = address.removeprefix("ray://")
+    host, sep, port = host_port.rpartition(":")
+    if not sep or not host or not port.isdigit() or "/" in host_port:
+        raise ConfigError("--address", f"expected HOST:PORT, ray://HOST:PORT or auto, "
+                                       f"got {address!r}")
+    try:
+        with socket.create_connection((host, int(port)), timeout=PROBE_S):
+            pass
+    except OSError:
+        raise ConfigError("--address", f"no Ray cluster at {address}") from None
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m raymia.sweep", description=__doc__.split("\n\n")[0])
     p.add_argument("sweep_file")
@@ -69,6 +91,7 @@ def main(argv=None) -> int:
     try:
         if args.max_concurrent is not None and args.max_concurrent < 1:
             raise ConfigError("--max-concurrent", f"must be >= 1, got {args.max_concurrent}")
+        check_address(args.address)
         sweep = load_sweep(args.sweep_file)
         from raymia.execution.runner import run_sweep  # Ray is imported only to run a sweep
 

@@ -91,3 +91,35 @@ def test_dry_run_lists_trials_without_starting_ray(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "2 trials" in out and "train.lr=0.01" in out
     assert not results.exists() and ray.is_initialized() == was_running
+
+
+@pytest.mark.parametrize("address, expect", [
+    ("127.0.0.1:1", "--address: no Ray cluster at 127.0.0.1:1"),
+    ("notahost:xyz", "--address: expected HOST:PORT, ray://HOST:PORT or auto, got 'notahost:xyz'"),
+    ("http://127.0.0.1:8265", "--address: expected HOST:PORT"),
+])
+def test_an_address_where_no_cluster_answers_fails_fast(tmp_path, capsys, address, expect):
+    import time
+
+    start = time.time()
+    status = main([str(sweep_file(tmp_path)), "--results", str(tmp_path / "r"),
+                   "--address", address])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"raymia: error: {expect}")
+    assert time.time() - start < 10 and not (tmp_path / "r").exists()
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("resources, expect", [
+    ("Resources(cpus_per_job=64)", "sweep.resources.cpus_per_job: asks for 64 CPU but the "
+                                   "largest node has 2"),
+    ("Resources(gpus_per_job=0.5)", "sweep.resources.gpus_per_job: asks for 0.5 GPU but no "
+                                    "node has a GPU"),
+])
+def test_resources_no_node_can_hold_fail_fast(ray_session, tmp_path, capsys, resources, expect):
+    text = GOOD.format(members=50, space="{}").replace(
+        "space={})", f"space={{}}, resources={resources})").replace(
+        "import Experiment,", "import Experiment, Resources,")
+    err = run_bad(tmp_path, capsys, sweep_file(tmp_path, text))
+    assert expect in err

@@ -11,7 +11,7 @@ import pandas as pd
 import ray
 from ray import tune
 
-from raymia.config import Sweep, flatten
+from raymia.config import ConfigError, Sweep, flatten
 from raymia.extensions import Extensions, foreign
 from raymia.execution.plan import data_key, expand, load_and_check
 from raymia.execution.trainable import one_line, trainable
@@ -30,6 +30,22 @@ def connect(address: str | None) -> None:
         ray.init(address=address, logging_level=logging.WARNING)
     else:
         ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING)
+
+
+def check_fits(sweep: Sweep) -> None:
+    """A ConfigError naming the field when a trial's bundle or a job's bundle fits
+    on no node of this machine's local Ray (it would wait forever). A cluster
+    joined with --address may autoscale to nodes it does not have yet: not checked."""
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    r = sweep.resources
+    for field, kind, amount in (("resources.cpus_per_job", "CPU", r.cpus_per_job),
+                                ("resources.gpus_per_job", "GPU", r.gpus_per_job),
+                                ("resources.trial_cpus", "CPU", r.trial_cpus)):
+        most = max((n.get(kind, 0.0) for n in nodes), default=0.0)
+        if amount > most:
+            has = f"the largest node has {most:g}" if most else f"no node has a {kind}"
+            raise ConfigError(f"sweep.{field}", f"asks for {amount:g} {kind} but {has}; "
+                                                "lower it or run on a cluster (--address)")
 
 
 def placement(sweep: Sweep) -> tune.PlacementGroupFactory:
@@ -95,6 +111,8 @@ def run_sweep(sweep: Sweep, results_dir: Path, address: str | None = None, resum
             out(f"  {tid}  {label}")
         return 0
     connect(address)
+    if not address:
+        check_fits(sweep)
     extensions = foreign() if extensions is None else extensions
     for module in extensions.modules:
         if module in sys.modules and module != "__main__":
