@@ -121,3 +121,28 @@ def test_cifar10_from_the_python_release_format(tmp_path, monkeypatch):
     assert data.x.shape == (24, 3, 32, 32) and data.kind == "image"
     assert 0 <= data.x.min() and data.x.max() <= 1
     assert data.y.tolist()[:4] == [0, 1, 2, 3] and data.y.tolist()[-4:] == [5, 6, 7, 8]
+
+
+@pytest.mark.parametrize("make, message", [
+    ("truncated", "not a readable .npz file (truncated or not a zip archive)"),
+    ("objects", "holds object (pickled) arrays"),
+])
+def test_a_broken_or_pickled_npz_is_one_line_that_never_suggests_unpickling(tmp_path, make,
+                                                                          message):
+    path = tmp_path / "purchase100.npz"
+    x, y = np.ones((10, 600)), np.zeros(10, np.int64)
+    if make == "truncated":
+        np.savez(path, features=x, labels=y)
+        path.write_bytes(path.read_bytes()[:200])
+    else:
+        np.savez(path, features=np.array([x[0], "a"], dtype=object), labels=y)
+    with pytest.raises(DataError) as info:
+        load_dataset(DataConfig(name="purchase100", root=str(tmp_path)))
+    assert message in str(info.value) and info.value.where == str(path)
+    assert "pickle=" not in str(info.value) and len(str(info.value).splitlines()) == 1
+
+
+def test_missing_cifar_never_suggests_a_download(tmp_path):
+    with pytest.raises(DataError) as info:
+        load_dataset(DataConfig(name="cifar10", root=str(tmp_path)))
+    assert "download=True" not in str(info.value) and "never downloads" in str(info.value)

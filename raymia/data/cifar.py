@@ -24,9 +24,10 @@ def load(cfg) -> Dataset:
     for train in (True, False):
         try:
             part = getattr(tvd, cls_name)(root=str(root), train=train, download=False)
-        except RuntimeError as e:  # torchvision: "Dataset not found or corrupted"
-            raise DataError(str(root / folder), f"{cfg.name} not found or corrupted ({e}); "
-                            f"put the python release's '{folder}' folder under {root}") from None
+        except RuntimeError:  # torchvision's "not found or corrupted" (it suggests a download)
+            raise DataError(str(root / folder), f"{cfg.name} not found or corrupted; put the "
+                            f"python release's '{folder}' folder under {root} (raymia never "
+                            "downloads)") from None
         parts.append(part)
     x = np.concatenate([p.data for p in parts])  # (n, 32, 32, 3) uint8
     y = np.concatenate([np.asarray(p.targets) for p in parts])

@@ -12,6 +12,7 @@ subfolder named after the dataset), first match wins:
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -48,11 +49,18 @@ def _from_npz(path: Path, name: str) -> Dataset:
     try:
         arrays = np.load(path, allow_pickle=False)
         keys = set(arrays.files)
-    except (ValueError, OSError) as e:
-        raise DataError(str(path), f"not a readable .npz file ({e})")
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile):
+        raise DataError(str(path), "not a readable .npz file (truncated or not a zip archive)"
+                        ) from None
     if not {"features", "labels"} <= keys:
         raise DataError(str(path), f"needs arrays 'features' and 'labels', has {sorted(keys)}")
-    x, labels = arrays["features"], arrays["labels"]
+    try:
+        x, labels = arrays["features"], arrays["labels"]
+    except ValueError:  # object arrays: raymia never unpickles a data file
+        raise DataError(str(path), "holds object (pickled) arrays; save numeric arrays "
+                                   "(features as numbers, labels as integers)") from None
+    except (OSError, EOFError, zipfile.BadZipFile):
+        raise DataError(str(path), "not a readable .npz file (truncated)") from None
     if labels.ndim == 2:  # one-hot
         if labels.shape[1] != N_CLASSES or not np.all(labels.sum(1) == 1):
             raise DataError(str(path), f"2-D labels must be one-hot over {N_CLASSES} classes")
