@@ -365,7 +365,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 def set_path(tree: dict, dotted: str, value: Any) -> None:
     """Set `tree[a][b][c] = value` for dotted path 'a.b.c', creating no new levels
-    but the last (a wrong middle name is reported by `from_dict`)."""
+    but the last (a wrong middle name is reported by `from_dict`). A mapping
+    given for a section updates that section's fields (`{"train": {"lr": 0.01}}`
+    keeps the base's other training fields) unless it names another registry
+    entry (`{"defense": {"name": "l2"}}` replaces the defense)."""
     *parents, leaf = dotted.split(".")
     node = tree
     for i, key in enumerate(parents):
@@ -373,7 +376,10 @@ def set_path(tree: dict, dotted: str, value: Any) -> None:
         if not isinstance(child, dict):
             raise ConfigError(".".join(parents[: i + 1]), "is not a config section")
         node = child
-    node[leaf] = to_dict(value)
+    new, old = to_dict(value), node.get(leaf)
+    if isinstance(new, dict) and isinstance(old, dict) and new.get("name") == old.get("name"):
+        new = {**old, **new}
+    node[leaf] = new
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:

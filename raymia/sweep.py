@@ -26,6 +26,8 @@ def load_sweep_file(path: str) -> tuple[Sweep, Extensions]:
     """Execute a sweep file and return its `sweep` and what it registered
     (its own attacks, defenses, ...; raymia.extensions)."""
     file = Path(path)
+    if file.is_dir():
+        raise ConfigError(path, "is a directory, not a sweep file")
     if not file.is_file():
         raise ConfigError(path, "no such sweep file")
     try:
@@ -41,6 +43,9 @@ def load_sweep_file(path: str) -> tuple[Sweep, Extensions]:
         _, extensions = capture(lambda: spec.loader.exec_module(module), name, source)
     except ConfigError:
         raise
+    except SystemExit as e:
+        raise ConfigError(path, f"called sys.exit({e.code!r}) instead of defining `sweep`"
+                          ) from None
     except Exception as e:
         raise ConfigError(path, f"{type(e).__name__}: {e}") from None
     sweep = getattr(module, "sweep", None)
@@ -70,10 +75,26 @@ def check_address(address: str | None) -> None:
         raise ConfigError("--address", f"no Ray cluster at {address}") from None
 
 
+def check_results(raw: str | None) -> Path | None:
+    """The --results directory; a ConfigError for one that is empty, a file, or
+    not writable (checked before Ray starts)."""
+    if raw is None:
+        return None
+    if not raw.strip():
+        raise ConfigError("--results", "needs a directory name")
+    results = Path(raw)
+    if results.exists() and not results.is_dir():
+        raise ConfigError("--results", f"{results} is a file, not a directory")
+    existing = next(p for p in (results, *results.resolve().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError("--results", f"cannot write under {existing}")
+    return results
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="python -m raymia.sweep", description=__doc__.split("\n\n")[0])
     p.add_argument("sweep_file")
-    p.add_argument("--results", type=Path, help="results directory (default: results/<sweep name>)")
+    p.add_argument("--results", help="results directory (default: results/<sweep name>)")
     p.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                    help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--resume", action="store_true",
@@ -92,10 +113,11 @@ def main(argv=None) -> int:
         if args.max_concurrent is not None and args.max_concurrent < 1:
             raise ConfigError("--max-concurrent", f"must be >= 1, got {args.max_concurrent}")
         check_address(args.address)
+        given = check_results(args.results)
         sweep = load_sweep(args.sweep_file)
         from raymia.execution.runner import run_sweep  # Ray is imported only to run a sweep
 
-        results = args.results or Path("results") / sweep.name
+        results = given or Path("results") / sweep.name
         return run_sweep(sweep, results, address=args.address, resume=args.resume,
                          max_concurrent=args.max_concurrent, dry_run=args.dry_run,
                          out=lambda line: print(line, flush=True))

@@ -123,3 +123,47 @@ def test_resources_no_node_can_hold_fail_fast(ray_session, tmp_path, capsys, res
         "import Experiment,", "import Experiment, Resources,")
     err = run_bad(tmp_path, capsys, sweep_file(tmp_path, text))
     assert expect in err
+
+
+@pytest.mark.parametrize("kind, expect", [
+    ("empty", "--results: needs a directory name"),
+    ("file", "is a file, not a directory"),
+    ("unwritable", "--results: cannot write under"),
+])
+def test_a_results_place_that_cannot_hold_results_fails_before_ray(tmp_path, capsys, kind,
+                                                                   expect):
+    import os
+
+    target = {"empty": "", "file": str(tmp_path / "f"),
+              "unwritable": str(tmp_path / "ro" / "sub")}[kind]
+    (tmp_path / "f").write_text("x")
+    (tmp_path / "ro").mkdir()
+    os.chmod(tmp_path / "ro", 0o500)
+    try:
+        if kind == "unwritable" and os.access(tmp_path / "ro", os.W_OK):
+            pytest.skip("root writes anywhere")
+        status = main([str(sweep_file(tmp_path)), "--results", target])
+    finally:
+        os.chmod(tmp_path / "ro", 0o700)
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1 and expect in err
+
+
+@pytest.mark.parametrize("kind, expect", [
+    ("directory", "is a directory, not a sweep file"),
+    ("exit", "called sys.exit(0) instead of defining `sweep`"),
+])
+def test_a_sweep_file_that_is_a_directory_or_exits(tmp_path, capsys, kind, expect):
+    path = tmp_path if kind == "directory" else sweep_file(tmp_path, "import sys\nsys.exit(0)\n")
+    assert expect in run_bad(tmp_path, capsys, path)
+
+
+def test_a_section_given_as_a_mapping_keeps_its_other_fields():
+    from raymia.config import set_path, to_dict
+    from raymia import Experiment, TrainConfig
+
+    tree = to_dict(Experiment(train=TrainConfig(epochs=7)))
+    set_path(tree, "train", {"lr": 0.01})
+    assert tree["train"]["epochs"] == 7 and tree["train"]["lr"] == 0.01
+    set_path(tree, "defense", {"name": "l2", "weight_decay": 0.1})  # another entry: replaced
+    assert tree["defense"] == {"name": "l2", "weight_decay": 0.1}
