@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import numbers
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,6 +21,35 @@ from raymia import registry
 from raymia.errors import ConfigError, check, check_choice
 
 __all__ = ["ConfigError", "check", "check_choice"]  # with the config classes below
+
+
+def check_types(obj) -> None:
+    """ConfigError naming the field whose value is not of its declared type (a
+    config built directly, `TrainConfig(epochs="10")`; from_dict coerces)."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value, tp = getattr(obj, f.name), hints[f.name]
+        if not _is_a(value, tp):
+            name = tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
+            raise ConfigError(f.name, f"expected {name}, got {value!r}")
+
+
+def _is_a(value, tp) -> bool:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_a(value, arg) for arg in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if origin is tuple:
+        item = typing.get_args(tp)[0]
+        return isinstance(value, (tuple, list)) and all(_is_a(v, item) for v in value)
+    if tp is float:  # numbers: numpy's scalars count
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if tp in (str, bool):
+        return isinstance(value, tp)
+    return True  # sections and registry configs are checked by their own classes
 
 
 @dataclass(frozen=True)
@@ -35,6 +65,7 @@ class DataConfig:
     n_classes: int = 100
 
     def __post_init__(self):
+        check_types(self)
         registry.DATASETS.check(self.name, "name")
         check(self.size >= 2, "size", f"must be >= 2, got {self.size}")
         check(self.n_features >= 1, "n_features", f"must be >= 1, got {self.n_features}")
@@ -55,6 +86,7 @@ class SplitConfig:
     n_validation: int = 0
 
     def __post_init__(self):
+        check_types(self)
         check(self.n_members >= 1, "n_members", f"must be >= 1, got {self.n_members}")
         check(self.n_shadow_pool >= 0, "n_shadow_pool", f"must be >= 0, got {self.n_shadow_pool}")
         check(self.n_validation >= 0, "n_validation", f"must be >= 0, got {self.n_validation}")
@@ -70,6 +102,7 @@ class ModelConfig:
     activation: str = "relu"
 
     def __post_init__(self):
+        check_types(self)
         registry.MODELS.check(self.name, "name")
         check(all(w >= 1 for w in self.widths), "widths", f"must be positive, got {self.widths}")
         registry.ACTIVATIONS.check(self.activation, "activation")
@@ -94,6 +127,7 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self):
+        check_types(self)
         check_choice(self.optimizer, OPTIMIZERS, "optimizer")
         check_choice(self.schedule, SCHEDULES, "schedule")
         check(self.lr > 0 and math.isfinite(self.lr), "lr", f"must be > 0, got {self.lr}")
@@ -117,6 +151,7 @@ class ShadowConfig:
     models_per_job: int = 4
 
     def __post_init__(self):
+        check_types(self)
         check(self.n_models >= 2 and self.n_models % 2 == 0, "n_models",
               f"must be even and >= 2 (each example is IN for half of them), got {self.n_models}")
         check_choice(self.train, ("like_target", "undefended"), "train")
@@ -140,6 +175,7 @@ class ReferenceConfig:
     attack_model: str = "mlp"
 
     def __post_init__(self):
+        check_types(self)
         registry.ATTACK_MODELS.check(self.attack_model, "attack_model")
         check(self.n_models is None or self.n_models >= 1, "n_models",
               f"must be >= 1, got {self.n_models}")
@@ -171,6 +207,7 @@ class QueryConfig:
     eval_sets: tuple[str, ...] = ()
 
     def __post_init__(self):
+        check_types(self)
         for i, name in enumerate(self.augmentations):
             registry.AUGMENTATIONS.check(name, f"augmentations[{i}]")
         check(self.shift >= 1, "shift", f"must be >= 1, got {self.shift}")
@@ -204,6 +241,7 @@ class EvaluationConfig:
     choice_rounds: int = 8
 
     def __post_init__(self):
+        check_types(self)
         check(self.n_resamples >= 100, "n_resamples", f"must be >= 100, got {self.n_resamples}")
         check(0.5 <= self.confidence < 1, "confidence",
               f"must be in [0.5, 1), got {self.confidence}")
@@ -246,6 +284,8 @@ class Experiment:
               f"must be a defense config, got {self.defense!r}")
         check(type(self.output) in registry.OUTPUTS.values(), "output",
               f"must be an output defense config, got {self.output!r}")
+        check(isinstance(self.attacks, (tuple, list)), "attacks",
+              f"must be a list of attack names, e.g. ({self.attacks!r},), got {self.attacks!r}")
         check(len(self.attacks) > 0, "attacks", "must name at least one attack")
         for i, name in enumerate(self.attacks):
             registry.ATTACKS.check(name, f"attacks[{i}]")
@@ -407,6 +447,7 @@ class Resources:
     trial_cpus: float = 0.0
 
     def __post_init__(self):
+        check_types(self)
         check(self.cpus_per_job > 0, "cpus_per_job", f"must be > 0, got {self.cpus_per_job}")
         check(self.gpus_per_job >= 0, "gpus_per_job", f"must be >= 0, got {self.gpus_per_job}")
         check(self.gpus_per_job <= 1 or float(self.gpus_per_job).is_integer(), "gpus_per_job",
@@ -440,6 +481,8 @@ class Sweep:
               "sweep.space", "must be a dict keyed by dotted config paths")
         check("seed" not in self.space, "sweep.space.seed", "give seeds with Sweep(seeds=...)")
         check(len(self.seeds) > 0, "sweep.seeds", "must hold at least one seed")
+        check(len(set(self.seeds)) == len(self.seeds), "sweep.seeds",
+              f"names a seed twice: {self.seeds}")
         check(self.num_samples >= 1, "sweep.num_samples", f"must be >= 1, got {self.num_samples}")
         check(isinstance(self.resources, Resources), "sweep.resources", "must be a raymia.Resources")
         check(self.max_concurrent is None or self.max_concurrent >= 1, "sweep.max_concurrent",

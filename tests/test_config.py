@@ -2,7 +2,8 @@ import math
 
 import pytest
 
-from raymia import L2, ConfigError, Experiment, LabelSmoothing, NoDefense, Sweep, TrainConfig
+from raymia import (L2, ConfigError, Experiment, LabelSmoothing, ModelConfig, NoDefense, Sweep,
+                    TrainConfig)
 from raymia.config import flatten, set_path
 
 
@@ -89,3 +90,16 @@ def test_trial_ids_of_earlier_configs_stay_the_same():
     assert Experiment().trial_id == "23530781d7cb"  # the id before those sections existed
     assert Experiment(output=TopK(k=2)).trial_id != Experiment().trial_id
     assert Experiment(queries=QueryConfig(shift=2)).trial_id != Experiment().trial_id
+
+
+@pytest.mark.parametrize("make, expect", [
+    (lambda: TrainConfig(epochs="10"), "epochs: expected int, got '10'"),
+    (lambda: ModelConfig(widths=(64, "a")), "widths: expected tuple[int, ...], got (64, 'a')"),
+    (lambda: Experiment(attacks="loss"), "attacks: must be a list of attack names, e.g. "
+                                         "('loss',), got 'loss'"),
+    (lambda: Sweep("s", seeds=(0, 0)), "sweep.seeds: names a seed twice: (0, 0)"),
+])
+def test_values_of_the_wrong_kind_name_their_field(make, expect):
+    with pytest.raises(ConfigError) as info:
+        make()
+    assert str(info.value) == expect
