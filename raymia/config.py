@@ -351,12 +351,26 @@ def from_dict(cls, data: Any, path: str = ""):
         if key == "name" and "name" not in fields and hasattr(cls, "name"):
             continue  # registry tag of a defense config
         if key not in fields:
-            raise ConfigError(where, f"unknown field; valid: {', '.join(sorted(fields))}")
+            raise ConfigError(where, _unknown_field(cls, key, fields))
         kwargs[key] = _coerce(value, hints[key], where)
     try:
         return cls(**kwargs)
     except ConfigError as e:
         raise (e.under(path) if path else e) from None
+
+
+def _unknown_field(cls, key: str, fields) -> str:
+    """The message for a field `cls` lacks; for a registry entry (a defense), which
+    entries have it."""
+    valid = f"valid: {', '.join(sorted(fields))}" if fields else f"{cls.name} has no fields"
+    for section, (reg, _) in CLASS_REGISTRIES.items():
+        if cls in reg.values():
+            owners = sorted(n for n, c in reg.items()
+                            if key in {f.name for f in dataclasses.fields(c)})
+            if owners:
+                return (f"unknown field of {cls.name}; {valid}; {key} belongs to "
+                        f"{', '.join(owners)}: set {section} to one of them")
+    return f"unknown field; {valid}"
 
 
 #: Experiment fields whose value is a config class from a registry (the name picks it)

@@ -103,3 +103,14 @@ def test_values_of_the_wrong_kind_name_their_field(make, expect):
     with pytest.raises(ConfigError) as info:
         make()
     assert str(info.value) == expect
+
+
+def test_a_defense_field_swept_without_its_defense_says_which_defense_has_it():
+    from ray import tune
+
+    from raymia.execution.plan import expand
+
+    with pytest.raises(ConfigError, match=r"^defense.weight_decay: unknown field of none; none "
+                                          r"has no fields; weight_decay belongs to l2: set "
+                                          r"defense to one of them"):
+        expand(Sweep("s", space={"defense.weight_decay": tune.grid_search([0.1])}))
