@@ -9,13 +9,13 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score, roc_curve
 
 from conftest import balanced_keep, tiny_experiment
-from raymia import EvaluationConfig, ReferenceConfig, SplitConfig, TrainConfig
+from raymia import EvaluationConfig, ReferenceConfig, SplitConfig
 from raymia.attacks import AttackInputs, run_attacks
 from raymia.attacks.rmia import marginal
 from raymia.choice import as_target, choose, rehearse
 from raymia.execution.inprocess import InProcessExecutor
 from raymia.experiment import run_trial
-from raymia.intervals import FIGURES, bootstrap_intervals, null_band, weighted_figures
+from raymia.intervals import FIGURES, bootstrap_intervals, weighted_figures
 from raymia.metrics import attack_metrics, tpr_at_fpr
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from torch import nn
 
 from raymia import registry
+from raymia.config import ModelConfig
 from raymia.models.cnn import small_cnn
 from raymia.models.mlp import ACTIVATIONS, mlp, purchase_mlp
 from raymia.models.vision import cifar_resnet18, torchvision_classifiers, torchvision_model
