@@ -299,7 +299,7 @@ class Experiment:
               f"asks for {n_ref} reference models but shadows.n_models trains "
               f"{self.shadows.n_models}")
         for name in self.attacks:  # what each attack declares it needs of the experiment
-            registry.ATTACKS[name].check(self)
+            registry.ATTACKS[name].requires(self)
 
     def to_dict(self) -> dict:
         return to_dict(self)

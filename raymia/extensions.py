@@ -8,15 +8,13 @@ another process's registries. The Ray layer (raymia.execution) ships them by
 value to every trial and training job, on every node, and installs them
 before the trial reads its config. Their defense classes carry their
 module's source text, which the model cache hashes in place of a source
-file the workers may not have (raymia.train.cache.defense_code); `capture`
-notes what loading one sweep file added.
+file the workers may not have (raymia.train.cache.defense_code).
 """
 from __future__ import annotations
 
 import inspect
 import sys
 from dataclasses import dataclass, field
-from typing import Callable
 
 from raymia import registry
 
@@ -30,7 +28,7 @@ REGISTRIES = {"dataset": registry.DATASETS, "model": registry.MODELS,
 
 @dataclass
 class Extensions:
-    """What one sweep file registered: registry name -> {entry name: entry}."""
+    """Entries registered outside raymia: registry name -> {entry name: entry}."""
 
     entries: dict[str, dict] = field(default_factory=dict)
     modules: tuple[str, ...] = ()  # where they are defined (pickled by value)
@@ -40,27 +38,6 @@ class Extensions:
 
     def names(self) -> list[str]:
         return [f"{kind} {name}" for kind, got in self.entries.items() for name in got]
-
-
-def capture(load: Callable[[], object], module: str = "", source: str = ""):
-    """Run `load` (executing a sweep file) and return (its result, Extensions)
-    with the registry entries it added; the defense classes among them carry
-    `source`, the sweep file's text."""
-    before = {kind: dict(reg) for kind, reg in REGISTRIES.items()}
-    result = load()
-    added = {kind: {name: entry for name, entry in reg.items()
-                    if before[kind].get(name) is not entry}
-             for kind, reg in REGISTRIES.items()}
-    for kind in ("defense", "output"):
-        for cls in added[kind].values():
-            cls.__raymia_source__ = source
-    return result, Extensions({k: v for k, v in added.items() if v}, (module,) if module else ())
-
-
-def _module(entry) -> str:
-    target = getattr(entry, "run", entry)  # an attack spec: its function
-    target = getattr(target, "func", target)  # a functools.partial
-    return getattr(target, "__module__", "") or ""
 
 
 #: what raymia itself registers (noted once `import raymia` has filled the registries)
@@ -80,7 +57,7 @@ def foreign() -> Extensions:
         got = {name: entry for name, entry in reg.items() if builtin.get(name) is not entry}
         if got:
             entries[kind] = got
-            modules |= {_module(entry) for entry in got.values()}
+            modules |= {registry.origin(entry).__module__ for entry in got.values()}
     for kind in ("defense", "output"):
         for cls in entries.get(kind, {}).values():
             if getattr(cls, "__raymia_source__", None) is None:

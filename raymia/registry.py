@@ -63,10 +63,17 @@ class Registry(dict):
                           if reason == "unknown" else reason)
 
 
+def origin(entry):
+    """The function or class that defines an entry: an attack spec's function, a
+    functools.partial's function, else the entry's class or the entry itself."""
+    target = getattr(entry, "run", entry)
+    target = getattr(target, "func", target)
+    return target if hasattr(target, "__qualname__") else type(target)
+
+
 def _qualname(obj) -> str:
-    target = getattr(obj, "run", obj)  # an attack spec: its function
-    target = getattr(target, "func", target)  # a functools.partial: its function
-    return f"{getattr(target, '__module__', '')}.{getattr(target, '__qualname__', repr(target))}"
+    target = origin(obj)
+    return f"{target.__module__}.{target.__qualname__}"
 
 
 def config_fields(registry: Registry) -> dict[str, type]:

@@ -177,7 +177,8 @@ def open_results(results_dir, need: tuple[str, ...] = ("trials", "attacks")) -> 
     root = Path(results_dir)
     if not root.is_dir():
         raise ConfigError(str(results_dir), "no such results directory")
-    tables = read_results(root)
+    tables = {t: read_table(root / t) for t in {"trials", *need}  # only what is asked for
+              if (root / t).is_dir() and any((root / t).glob("*.parquet"))}
     if "trials" not in tables:
         raise ConfigError(str(results_dir), "not a results directory (no trials/*.parquet): "
                                             "give the directory a sweep wrote")

@@ -52,7 +52,7 @@ def _trials(results_dir, sweep: str | None):
 
 def failed_note(results_dir, sweep: str | None = None) -> str | None:
     """A line saying how many trials failed (they are left out of the tables)."""
-    trials = open_results(results_dir)["trials"]
+    trials = open_results(results_dir, need=("trials",))["trials"]
     if sweep:
         trials = trials[trials.sweep == sweep]
     failed = trials[trials.status != "ok"]

@@ -14,17 +14,12 @@ import sys
 from pathlib import Path
 
 from raymia.config import ConfigError, Sweep
-from raymia.extensions import Extensions, capture
 
 
 def load_sweep(path: str) -> Sweep:
-    """Execute a sweep file (trusted code, like any script) and return its `sweep`."""
-    return load_sweep_file(path)[0]
-
-
-def load_sweep_file(path: str) -> tuple[Sweep, Extensions]:
-    """Execute a sweep file and return its `sweep` and what it registered
-    (its own attacks, defenses, ...; raymia.extensions)."""
+    """Execute a sweep file (trusted code, like any script) and return its `sweep`;
+    what it registers (its own attacks, defenses, ...) ships to the workers
+    (raymia.extensions.foreign)."""
     file = Path(path)
     if file.is_dir():
         raise ConfigError(path, "is a directory, not a sweep file")
@@ -40,7 +35,7 @@ def load_sweep_file(path: str) -> tuple[Sweep, Extensions]:
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # its classes pickle by value from here (raymia.execution)
     try:
-        _, extensions = capture(lambda: spec.loader.exec_module(module), name, source)
+        spec.loader.exec_module(module)
     except ConfigError:
         raise
     except SystemExit as e:
@@ -51,7 +46,7 @@ def load_sweep_file(path: str) -> tuple[Sweep, Extensions]:
     sweep = getattr(module, "sweep", None)
     if not isinstance(sweep, Sweep):
         raise ConfigError(path, f"must define `sweep = raymia.Sweep(...)`, found {type(sweep).__name__}")
-    return sweep, extensions
+    return sweep
 
 
 PROBE_S = 3.0  # how long to wait for a Ray cluster's address to answer

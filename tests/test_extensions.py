@@ -4,7 +4,8 @@ tests/test_cluster.py, whose sweep file carries them."""
 import textwrap
 
 from raymia import registry
-from raymia.sweep import load_sweep_file
+from raymia.extensions import foreign
+from raymia.sweep import load_sweep
 
 #: the README's "Extending raymia" example: an attack and a defense of a sweep file's own
 EXTENSION = '''
@@ -83,7 +84,8 @@ def write(root, name):
 
 
 def test_a_sweep_file_registers_its_own_attack_and_defense(tmp_path, restored_registries):
-    sweep, ext = load_sweep_file(str(write(tmp_path, "own")))
+    sweep = load_sweep(str(write(tmp_path, "own")))
+    ext = foreign()
     assert sorted(ext.names()) == ["attack calibrated_loss", "defense input_noise"]
     assert registry.ATTACKS["calibrated_loss"].labels_only is False
     assert sweep.base.defense.name == "input_noise"
@@ -96,10 +98,8 @@ def test_a_sweep_file_registers_its_own_attack_and_defense(tmp_path, restored_re
 
 def test_what_is_shipped_to_the_workers_is_what_raymia_did_not_register(tmp_path,
                                                                         restored_registries):
-    from raymia.extensions import foreign
-
     assert not foreign()  # the built-ins (torch's activation classes among them) stay home
-    load_sweep_file(str(write(tmp_path, "own")))
+    load_sweep(str(write(tmp_path, "own")))
     shipped = foreign()
     assert sorted(shipped.names()) == ["attack calibrated_loss", "defense input_noise"]
     assert shipped.modules == ("raymia_sweep_own",)

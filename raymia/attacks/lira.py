@@ -19,7 +19,7 @@ import numpy as np
 from scipy.stats import norm
 
 from raymia.attacks.base import AttackInputs, AttackOutput
-from raymia.attacks.reference import fitted_threshold, masked_mean_std
+from raymia.attacks.reference import fitted_threshold, masked_mean_std, no_out_reference
 from raymia.attacks.spec import register_attack
 from raymia.signals import phi
 
@@ -45,11 +45,6 @@ VARIANTS = {
     "offline": partial(lira_offline, per_example=True),
     "offline_global_var": partial(lira_offline, per_example=False),
 }
-
-
-def _no_out(keep: np.ndarray) -> int:
-    """How many columns of keep (m, n) no model left out."""
-    return int((keep.all(0)).sum())
 
 
 def _columns(inputs: AttackInputs):
@@ -83,7 +78,7 @@ def lira(inputs: AttackInputs, n_reference: int | None = None) -> list[AttackOut
     refs = phi(inputs.shadow_logits[models][:, columns], labels)  # (m, n + extra)
     keep = inputs.keep[models][:, columns]
     target = np.r_[phi(inputs.target_logits, inputs.labels), np.zeros(len(columns) - n)]
-    no_out = _no_out(keep[:, :n])
+    no_out = no_out_reference(keep[:, :n])
     outputs = [AttackOutput("lira", name, fn(target, refs, keep, pool=pool)[:n],
                             fitted_threshold(lambda t, r, k, _, fn=fn: fn(t, r, k),
                                              refs[:, pool], keep[:, pool]),
@@ -127,6 +122,6 @@ def lira_augmented(inputs: AttackInputs, n_reference: int | None = None) -> list
             refs[:, fit_q], keep[:, pool])
         scores = _averaged(VARIANTS[name], q, pool)(target, refs, keep)[:n]
         outputs.append(AttackOutput("lira", f"{name}_aug{q}", scores, threshold,
-                                    n_no_out_reference=_no_out(keep[:, :n])
+                                    n_no_out_reference=no_out_reference(keep[:, :n])
                                     if name == "offline" else None))
     return outputs

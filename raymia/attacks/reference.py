@@ -46,6 +46,12 @@ def masked_mean_std(values: np.ndarray, mask: np.ndarray, per_example: bool = Tr
     return mean, np.maximum(std, MIN_STD)
 
 
+def no_out_reference(keep: np.ndarray) -> int:
+    """How many columns of keep (m, n) no model left out: examples an offline
+    attack has no OUT reference for."""
+    return int(keep.all(0).sum())
+
+
 def leave_one_out(score: Callable[..., np.ndarray], stats: np.ndarray, keep: np.ndarray):
     """Pooled (scores, is_member) with each of the m models (rows of `stats`,
     (m, n)) as the target and the others as references:

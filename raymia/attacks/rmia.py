@@ -19,7 +19,7 @@ from sklearn.metrics import roc_auc_score
 from raymia.attacks.base import AttackInputs, AttackOutput, MissingSignal
 from raymia.attacks.spec import register_attack
 from raymia.errors import check
-from raymia.attacks.reference import fitted_threshold, leave_one_out
+from raymia.attacks.reference import fitted_threshold, leave_one_out, no_out_reference
 from raymia.signals import true_log_prob
 
 A_GRID = tuple(np.round(np.linspace(0, 1, 11), 2))
@@ -102,7 +102,7 @@ def rmia(inputs: AttackInputs, n_reference: int | None = None,
         scores = rmia_scores(target, refs, keep, population, gamma, a_value)[:n]
         threshold = fitted_threshold(shadow_score(population[fit], gamma, a_value),
                                      refs[:, fit], keep[:, fit])
-        no_out = int(keep[:, :n].all(0).sum()) if a_value is not None else None
+        no_out = no_out_reference(keep[:, :n]) if a_value is not None else None
         outputs.append(AttackOutput("rmia", variant, scores, threshold,
                                     n_no_out_reference=no_out))
     return outputs

@@ -65,9 +65,6 @@ class AttackSpec:
             raise ValueError(f"attack {self.name!r}: unknown stages {sorted(unknown)}; "
                              f"valid: {', '.join(STAGES)}")
 
-    def check(self, exp) -> None:
-        self.requires(exp)
-
 
 def register_attack(name: str, **needs):
     """Decorator: register `run(inputs, cfg)` as attack `name` with its needs."""

@@ -14,7 +14,7 @@ from ray import tune
 from raymia.config import ConfigError, Sweep, flatten
 from raymia.extensions import Extensions, foreign
 from raymia.execution.plan import data_key, expand, load_and_check
-from raymia.execution.trainable import one_line, trainable
+from raymia.execution.trainable import one_line, summary, trainable
 from raymia.experiment import trial_row
 from raymia.results import part_path, read_part, write_trial
 
@@ -176,19 +176,14 @@ def summary_table(results_dir: Path, params: dict[str, dict]) -> pd.DataFrame:
         row = {"trial_id": tid, **{_short(k): v for k, v in p.items()}}
         row["status"] = trial["status"].iloc[0] if trial is not None else "missing"
         row["test_acc"] = trial["test_acc"].iloc[0] if trial is not None else None
-        chosen = None
-        if attacks is not None:
-            pick = attacks[(attacks.eval_set == "original")
-                           & (attacks.attack == "attacker_choice")]
-            chosen = pick.iloc[0] if len(pick) else None
-        row["choice"] = chosen["variant"] if chosen is not None else ""
-        for name, lo, hi, col in (("auc", "auc_lo", "auc_hi", "auc"),
-                                  ("tpr_at_fpr_0.01", "tpr_at_fpr_0.01_lo", "tpr_at_fpr_0.01_hi",
-                                   "tpr@1%fpr")):
-            row[col] = chosen[name] if chosen is not None else None
-            row[col + " 95% CI"] = (f"[{chosen[lo]:.3f}, {chosen[hi]:.3f}]"
-                                    if chosen is not None else "")
-        row["chance"] = ("yes" if chosen["auc_lo"] <= 0.5 <= chosen["auc_hi"] else "no"
-                         ) if chosen is not None else ""
+        figures = summary(trial, attacks) if trial is not None else {}  # the progress line's
+        chosen = figures.get("choice") is not None
+        row["choice"] = figures["choice"] if chosen else ""
+        for name, col in (("auc", "auc"), ("tpr_at_fpr_0.01", "tpr@1%fpr")):
+            row[col] = figures[name] if chosen else None
+            row[col + " 95% CI"] = (f"[{figures[name + '_lo']:.3f}, {figures[name + '_hi']:.3f}]"
+                                    if chosen else "")
+        row["chance"] = ("yes" if figures["auc_lo"] <= 0.5 <= figures["auc_hi"] else "no"
+                         ) if chosen else ""
         rows.append(row)
     return pd.DataFrame(rows)

@@ -93,8 +93,10 @@ def defense_code(cls: type) -> str:
         if shipped is not None:
             h.update(shipped.encode())
         else:
-            for path in _own_sources(Path(inspect.getsourcefile(cls))):
-                h.update(path.relative_to(ROOT).as_posix().encode())
+            for path in _own_sources(Path(inspect.getsourcefile(cls)).resolve()):
+                # a defense of the user's own package: its file name
+                name = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path.name
+                h.update(str(name).encode())
                 h.update(path.read_bytes())
         _DEFENSE_CODE[cls] = h.hexdigest()
     return _DEFENSE_CODE[cls]
