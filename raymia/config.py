@@ -12,13 +12,14 @@ import hashlib
 import json
 import math
 import numbers
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any
 
 from raymia import registry
-from raymia.errors import ConfigError, check, check_choice
+from raymia.errors import ConfigError, Section, check, check_choice
 
 __all__ = ["ConfigError", "check", "check_choice"]  # with the config classes below
 
@@ -53,10 +54,12 @@ def _is_a(value, tp) -> bool:
 
 
 @dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Section):
     """Which dataset. `root` (or the RAYMIA_DATA variable) holds local files for
     purchase100, texas100, cifar10 and cifar100; `size`, `n_features` and
     `n_classes` shape the `synthetic` generator and are ignored otherwise."""
+
+    section = "data"
 
     name: str = "digits"
     root: str | None = None
@@ -72,8 +75,12 @@ class DataConfig:
         check(self.n_classes >= 2, "n_classes", f"must be >= 2, got {self.n_classes}")
 
 
+#: the smallest target training set: its audit set has twice as many examples
+MIN_MEMBERS = 10
+
+
 @dataclass(frozen=True)
-class SplitConfig:
+class SplitConfig(Section):
     """Sizes of the membership split (see raymia.data.splits).
 
     The target trains on `n_members` examples; as many non-members are drawn;
@@ -81,21 +88,27 @@ class SplitConfig:
     from the audit set, join the attacker's universe that shadow models sample
     from; `n_validation` examples are held out for defenses that need them."""
 
+    section = "split"
+
     n_members: int = 150
     n_shadow_pool: int = 0
     n_validation: int = 0
 
     def __post_init__(self):
         check_types(self)
-        check(self.n_members >= 1, "n_members", f"must be >= 1, got {self.n_members}")
+        check(self.n_members >= MIN_MEMBERS, "n_members",
+              f"must be >= {MIN_MEMBERS} (the audit set is n_members members and as many "
+              f"non-members; fewer give figures without meaning), got {self.n_members}")
         check(self.n_shadow_pool >= 0, "n_shadow_pool", f"must be >= 0, got {self.n_shadow_pool}")
         check(self.n_validation >= 0, "n_validation", f"must be >= 0, got {self.n_validation}")
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(Section):
     """Architecture, by registry name or `torchvision.<arch>`; `widths` and
     `activation` shape the `mlp`."""
+
+    section = "model"
 
     name: str = "mlp"
     widths: tuple[int, ...] = (256, 256)
@@ -113,8 +126,10 @@ SCHEDULES = ("constant", "cosine", "step")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Section):
     """The one training loop's knobs (raymia.train.loop)."""
+
+    section = "train"
 
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -136,15 +151,17 @@ class TrainConfig:
         check(self.weight_decay >= 0, "weight_decay", f"must be >= 0, got {self.weight_decay}")
         check(0 <= self.label_smoothing < 1, "label_smoothing",
               f"must be in [0, 1), got {self.label_smoothing}")
-        check(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda"), "device",
+        check(re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None, "device",
               f"must be auto, cpu or cuda[:N], got {self.device!r}")
 
 
 @dataclass(frozen=True)
-class ShadowConfig:
+class ShadowConfig(Section):
     """The attacker's shadow models. `train`: `like_target` trains them with the
     target's defense (the attacker knows the training recipe), `undefended`
     without it. `models_per_job` shadow models share one training job."""
+
+    section = "shadows"
 
     n_models: int = 8
     train: str = "like_target"
@@ -164,11 +181,13 @@ def _default_attacks() -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class ReferenceConfig:
+class ReferenceConfig(Section):
     """Settings of the attacks built on shadow models: LiRA and RMIA use
     `n_models` of them (None: all) as references, RMIA with `rmia_gamma`; the
     learned attacks (shokri, nn, top3) train a scikit-learn `attack_model`
     (`mlp`, `logistic` or `gboost`) on their outputs."""
+
+    section = "reference"
 
     n_models: int | None = None
     rmia_gamma: float = 1.0
@@ -183,7 +202,7 @@ class ReferenceConfig:
 
 
 @dataclass(frozen=True)
-class QueryConfig:
+class QueryConfig(Section):
     """Queries beyond each model's plain outputs on the audit set.
 
     augmentations: image augmentations (raymia.augment) after the identity, for
@@ -196,6 +215,8 @@ class QueryConfig:
         boundary_chunk: examples per query job (they fan out on Ray).
     eval_sets: out-of-distribution non-member sets (raymia.data.ood) every
         attack is also evaluated with (`eval_set` column)."""
+
+    section = "queries"
 
     augmentations: tuple[str, ...] = ("hflip", "shift")
     shift: int = 1
@@ -227,7 +248,7 @@ class QueryConfig:
 
 
 @dataclass(frozen=True)
-class EvaluationConfig:
+class EvaluationConfig(Section):
     """How the attacks' figures are judged (raymia.intervals, raymia.choice).
 
     n_resamples: bootstrap resamples behind each figure's interval, and label
@@ -235,6 +256,8 @@ class EvaluationConfig:
     choice_rounds: shadow models that in turn play the target (the others its
         shadow models) when the attacker picks its attack without the
         target's membership labels: the first min(choice_rounds, n_models)."""
+
+    section = "evaluation"
 
     n_resamples: int = 1000
     confidence: float = 0.95
@@ -356,7 +379,7 @@ def from_dict(cls, data: Any, path: str = ""):
     try:
         return cls(**kwargs)
     except ConfigError as e:
-        raise (e.under(path) if path else e) from None
+        raise (e.under(path) if path and getattr(cls, "section", "") != path else e) from None
 
 
 def _unknown_field(cls, key: str, fields) -> str:
@@ -449,11 +472,13 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 
 
 @dataclass(frozen=True)
-class Resources:
+class Resources(Section):
     """What each trial reserves (its placement group): a bundle of `trial_cpus`
     for the trial itself (it runs the attacks) plus `parallel_jobs` bundles of
     `cpus_per_job` CPUs and `gpus_per_job` GPUs (fractions share a GPU), one
     per training job running at once."""
+
+    section = "sweep.resources"
 
     cpus_per_job: float = 1.0
     gpus_per_job: float = 0.0

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from raymia.attacks import AttackInputs, MissingSignal
+from raymia.attacks.lira import MIN_REFERENCES
 from raymia.config import ConfigError, ReferenceConfig
 from raymia.intervals import bootstrap_intervals
 from raymia.metrics import attack_metrics
@@ -108,6 +109,10 @@ def main(argv=None) -> int:
         print(f"raymia: error: {e}", file=sys.stderr)
         return 2
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if (table.attack == "lira").any() and (table.n_reference < MIN_REFERENCES).any():
+        print(f"note: LiRA with fewer than {MIN_REFERENCES} reference models leaves examples "
+              "with fewer than 2 IN or 2 OUT models, scored with pooled Gaussians (a sweep "
+              "refuses it); read those rows as a study of few references")
     return 0
 
 

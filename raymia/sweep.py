@@ -1,8 +1,10 @@
 """`python -m raymia.sweep SWEEP_FILE [--results DIR] [--address ADDR] [--resume]
-[--max-concurrent N] [--dry-run]`: run a sweep file on Ray and write Parquet tables.
+[--share] [--max-concurrent N] [--dry-run]`: run a sweep file on Ray and write
+Parquet tables.
 
 Exit status: 0 every trial succeeded, 1 some trial failed (the others are
-written), 2 bad input (reported in one line before anything trains).
+written), 2 bad input (reported in one line before anything trains), 130
+interrupted (Ctrl-C; finished trials are kept, --resume goes on).
 """
 from __future__ import annotations
 
@@ -94,6 +96,8 @@ def parse_args(argv):
                    help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--resume", action="store_true",
                    help="keep trials already finished in the results directory")
+    p.add_argument("--share", action="store_true",
+                   help="write into a results directory that holds another sweep's trials")
     p.add_argument("--max-concurrent", type=int, help="trials running at once")
     p.add_argument("--dry-run", action="store_true", help="check the sweep and list its trials")
     return p.parse_args(argv)
@@ -110,15 +114,21 @@ def main(argv=None) -> int:
         check_address(args.address)
         given = check_results(args.results)
         sweep = load_sweep(args.sweep_file)
-        from raymia.execution.runner import run_sweep  # Ray is imported only to run a sweep
+        from raymia.execution.runner import Interrupted, run_sweep  # Ray: only to run a sweep
 
         results = given or Path("results") / sweep.name
         return run_sweep(sweep, results, address=args.address, resume=args.resume,
                          max_concurrent=args.max_concurrent, dry_run=args.dry_run,
-                         out=lambda line: print(line, flush=True))
+                         out=lambda line: print(line, flush=True), share=args.share)
     except ConfigError as e:
         print(f"raymia: error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        print(f"raymia: {e}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("raymia: interrupted before any trial ran", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -167,3 +167,84 @@ def test_a_section_given_as_a_mapping_keeps_its_other_fields():
     assert tree["train"]["epochs"] == 7 and tree["train"]["lr"] == 0.01
     set_path(tree, "defense", {"name": "l2", "weight_decay": 0.1})  # another entry: replaced
     assert tree["defense"] == {"name": "l2", "weight_decay": 0.1}
+
+
+TEXT = """
+from ray import tune
+from raymia import *
+sweep = Sweep(name="bad", base=Experiment({base}), space={space}{extra})
+"""
+
+
+@pytest.mark.parametrize("base, expect", [
+    ("model=ModelConfig(name='torchvision.resnet18')",
+     "model: torchvision.resnet18 on digits (inputs (1, 8, 8), 10 classes) does not fit: "
+     "RuntimeError: Given groups=1"),
+    ("data=DataConfig(name='synthetic', size=400, n_features=20, n_classes=4), "
+     "model=ModelConfig(name='small_cnn')", "model: small_cnn on synthetic (inputs (20,), "
+                                            "4 classes) does not fit"),
+    ("train=TrainConfig(device='cuda')", "train.device: 'cuda' but each job gets 0 GPUs"),
+    ("split=SplitConfig(n_members=1)", "split.n_members: must be >= 10"),
+    ("shadows=ShadowConfig(n_models=2), attacks=('lira',)", "attacks: lira needs >= 4 "
+                                                            "reference models"),
+    ("shadows=ShadowConfig(n_models=3)", "shadows.n_models: must be even"),
+    ("data=DataConfig(name='mnist')", "data.name: unknown value 'mnist'"),
+    ("defense=L2(weight_decay=-1)", "defense.weight_decay: must be >= 0"),
+])
+def test_what_would_fail_every_trial_fails_the_sweep_first(tmp_path, capsys, base, expect):
+    """A model that cannot take the data's inputs (one batch goes through each
+    distinct model and dataset), a device the jobs will not have, an audit too
+    small to mean anything; a section's error names the section."""
+    path = sweep_file(tmp_path, TEXT.format(base=base, space="{}", extra=""))
+    assert expect in run_bad(tmp_path, capsys, path)
+
+
+def test_configurations_drawn_twice_run_once_and_are_said(tmp_path, capsys):
+    path = sweep_file(tmp_path, TEXT.format(base="", space="{'train.lr': tune.choice([0.1, 0.01])}",
+                                            extra=", num_samples=6"))
+    assert main([str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "sweep bad: 2 trials" in out
+    assert "note: 4 of the 6 configurations drawn repeat an earlier one" in out
+
+
+def test_a_results_directory_of_another_sweep_is_refused_before_ray(tmp_path, capsys):
+    from raymia.manifest import claim
+
+    results = tmp_path / "results"
+    claim(results, "other", ["aaaaaaaaaaaa"])
+    before = sorted(p.name for p in results.rglob("*"))
+    status = main([str(sweep_file(tmp_path)), "--results", str(results)])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1
+    assert "--results: " in err and "(sweep other)" in err and "--share" in err
+    assert sorted(p.name for p in results.rglob("*")) == before
+
+
+@pytest.mark.ray
+def test_ctrl_c_is_one_line_and_exit_130_without_tunes_advice(tmp_path):
+    """SIGINT to the process group, as a terminal's Ctrl-C sends it, once a trial runs."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "raymia.sweep", str(sweep_file(tmp_path)),
+                             "--results", str(tmp_path / "r")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        seen, deadline = [], time.time() + 120
+        while time.time() < deadline and not (seen and seen[-1].startswith("started")):
+            seen.append(proc.stdout.readline())
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    out = "".join(seen) + out
+    assert proc.returncode == 130
+    assert err.strip() == "raymia: interrupted: 0 of 1 trials finished; rerun with --resume"
+    for advice in ("Tuner.restore", "tensorboard", "Configuration for experiment",
+                   "View detailed results"):
+        assert advice not in out

@@ -2,8 +2,9 @@ import math
 
 import pytest
 
-from raymia import (L2, ConfigError, Experiment, LabelSmoothing, ModelConfig, NoDefense, Sweep,
-                    TrainConfig)
+from raymia import (DPSGD, L2, ConfigError, DataConfig, Experiment, LabelSmoothing, ModelConfig,
+                    NoDefense, ReferenceConfig, Resources, ShadowConfig, SplitConfig, Sweep,
+                    Temperature, TrainConfig)
 from raymia.config import flatten, set_path
 
 
@@ -93,8 +94,9 @@ def test_trial_ids_of_earlier_configs_stay_the_same():
 
 
 @pytest.mark.parametrize("make, expect", [
-    (lambda: TrainConfig(epochs="10"), "epochs: expected int, got '10'"),
-    (lambda: ModelConfig(widths=(64, "a")), "widths: expected tuple[int, ...], got (64, 'a')"),
+    (lambda: TrainConfig(epochs="10"), "train.epochs: expected int, got '10'"),
+    (lambda: ModelConfig(widths=(64, "a")),
+     "model.widths: expected tuple[int, ...], got (64, 'a')"),
     (lambda: Experiment(attacks="loss"), "attacks: must be a list of attack names, e.g. "
                                          "('loss',), got 'loss'"),
     (lambda: Sweep("s", seeds=(0, 0)), "sweep.seeds: names a seed twice: (0, 0)"),
@@ -103,6 +105,36 @@ def test_values_of_the_wrong_kind_name_their_field(make, expect):
     with pytest.raises(ConfigError) as info:
         make()
     assert str(info.value) == expect
+
+
+@pytest.mark.parametrize("make, where", [
+    (lambda: ShadowConfig(n_models=3), "shadows.n_models"),
+    (lambda: ReferenceConfig(n_models=0), "reference.n_models"),
+    (lambda: DataConfig(name="mnist"), "data.name"),
+    (lambda: SplitConfig(n_members=1), "split.n_members"),
+    (lambda: Resources(cpus_per_job=0), "sweep.resources.cpus_per_job"),
+    (lambda: L2(weight_decay=-1), "defense.weight_decay"),
+    (lambda: DPSGD(epsilon=-1), "defense.epsilon"),
+    (lambda: Temperature(temperature=-1), "output.temperature"),
+    (lambda: Experiment.from_dict({"shadows": {"n_models": 3}}), "shadows.n_models"),
+    (lambda: Experiment.from_dict({"defense": {"name": "l2", "weight_decay": -1}}),
+     "defense.weight_decay"),
+])
+def test_a_section_built_on_its_own_names_its_place_in_the_experiment(make, where):
+    """`base=Experiment(shadows=ShadowConfig(n_models=3))` says shadows, not just n_models;
+    built from plain data the section is named once."""
+    with pytest.raises(ConfigError) as info:
+        make()
+    assert info.value.where == where
+
+
+def test_lira_with_too_few_reference_models_is_refused():
+    with pytest.raises(ConfigError, match="^attacks: lira needs >= 4 reference models"):
+        Experiment(shadows=ShadowConfig(n_models=2), attacks=("lira",))
+    with pytest.raises(ConfigError, match="got 2: raise shadows.n_models"):
+        Experiment(reference=ReferenceConfig(n_models=2), attacks=("lira",))
+    Experiment(shadows=ShadowConfig(n_models=2), attacks=("rmia",),
+               split=SplitConfig(n_shadow_pool=10))  # RMIA is made for few references
 
 
 def test_a_defense_field_swept_without_its_defense_says_which_defense_has_it():

@@ -123,7 +123,7 @@ def test_a_model_opacus_cannot_fix_is_a_config_error(digits, monkeypatch):
 def test_bad_defense_parameters(make, where):
     with pytest.raises(ConfigError) as info:
         make()
-    assert info.value.where == where
+    assert info.value.where == f"defense.{where}"
 
 
 def test_holdout_defenses_need_validation_data(digits):

@@ -19,7 +19,7 @@ sweep = Sweep(
     name="{name}",
     base=Experiment(split=SplitConfig(n_members=60, n_validation=40),
                     model=ModelConfig(widths=(64,)), train=TrainConfig(epochs=10, lr=3e-3),
-                    shadows=ShadowConfig(n_models=2, models_per_job=1),
+                    shadows=ShadowConfig(n_models=4, models_per_job=2),
                     attacks={attacks},
                     queries=QueryConfig(boundary_queries=100, boundary_models=1,
                                         boundary_chunk=40, eval_sets=("scaled",)),
@@ -51,9 +51,9 @@ def test_selena_with_every_output_defense_on_ray(outputs):
     assert (trials.status == "ok").all() and (trials.defense == "selena").all()
     assert set(trials["output.name"]) == {"top_k", "rounding", "temperature", "memguard",
                                           "laplace"}
-    # the first trial trains 3 submodels, the target, 2 shadows and the attacker's 3
+    # the first trial trains 3 submodels, the target, 4 shadows and the attacker's 3
     # submodels; the others reuse all of them from the cache
-    assert trials.models_trained.sum() == 9
+    assert trials.models_trained.sum() == 11
     attacks = outputs["attacks"]
     assert set(attacks.eval_set) == {"original", "scaled"}
     assert set(attacks[attacks.attack == "selena_adaptive"].eval_set) == {"original", "scaled"}

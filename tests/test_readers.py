@@ -76,3 +76,11 @@ def test_rerun_replays_with_the_number_of_references_asked_for(results):
     table = rerun(results, (2,), n_resamples=100)
     assert set(table.n_reference) == {2} and set(table.attack) == {"lira", "rmia"}
     assert len(set(table.trial_id)) == 2  # the failed trial has no signals
+
+
+def test_rerun_says_when_lira_has_fewer_references_than_a_sweep_allows(results, capsys):
+    assert rerun_main([str(results), "--n-reference", "2", "4"]) == 0
+    out = capsys.readouterr().out
+    assert "note: LiRA with fewer than 4 reference models" in out
+    assert rerun_main([str(results), "--n-reference", "4"]) == 0
+    assert "note:" not in capsys.readouterr().out

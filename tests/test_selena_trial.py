@@ -153,5 +153,5 @@ def test_the_adaptive_attack_also_runs_against_an_undefended_target(digits, tmp_
 def test_an_adaptive_split_ai_without_enough_known_members_fails_early():
     """Declared by the attack (AttackSpec.requires): the config itself is refused."""
     with pytest.raises(ConfigError, match="attacks: selena_adaptive's Split-AI"):
-        tiny_experiment(split=SplitConfig(n_members=2, n_validation=10),
-                        attacks=("selena_adaptive",))
+        tiny_experiment(split=SplitConfig(n_members=10, n_validation=10),
+                        defense=Selena(K=25, L=22), attacks=("selena_adaptive",))

@@ -9,7 +9,7 @@ from raymia.seeding import derive_seed
 
 
 @settings(max_examples=40, deadline=None)
-@given(n_members=st.integers(1, 40), pool=st.integers(0, 30), val=st.integers(0, 20),
+@given(n_members=st.integers(10, 40), pool=st.integers(0, 30), val=st.integers(0, 20),
        half=st.integers(1, 8), seed=st.integers(0, 2**32 - 1))
 def test_sets_are_disjoint_and_keep_is_balanced(n_members, pool, val, half, seed):
     n = 2 * n_members + pool + 2 * val + 7

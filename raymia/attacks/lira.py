@@ -21,6 +21,7 @@ from scipy.stats import norm
 from raymia.attacks.base import AttackInputs, AttackOutput
 from raymia.attacks.reference import fitted_threshold, masked_mean_std, no_out_reference
 from raymia.attacks.spec import register_attack
+from raymia.errors import check
 from raymia.signals import phi
 
 
@@ -62,7 +63,19 @@ def _augmented_queries(exp, data_kind: str) -> tuple[str, ...]:
     return ("aug",) if data_kind == "image" and exp.queries.augmentations else ()
 
 
-@register_attack("lira", queries=_augmented_queries, replayable=True,
+#: fewest reference models LiRA runs with: 2 IN and 2 OUT per example for its Gaussians
+MIN_REFERENCES = 4
+
+
+def _enough_references(exp) -> None:
+    n = exp.reference.n_models or exp.shadows.n_models
+    check(n >= MIN_REFERENCES, "attacks",
+          f"lira needs >= {MIN_REFERENCES} reference models (2 IN and 2 OUT per example for "
+          f"its Gaussians), got {n}: raise shadows.n_models (Carlini et al. use 64 or more) "
+          "or use rmia, made for few")
+
+
+@register_attack("lira", queries=_augmented_queries, replayable=True, requires=_enough_references,
                  fields=("reference.n_models", "queries.augmentations", "queries.shift"))
 def lira_attack(inputs: AttackInputs, cfg) -> list[AttackOutput]:
     return lira(inputs, cfg.n_models)

@@ -4,9 +4,10 @@ from __future__ import annotations
 from typing import ClassVar
 
 from raymia.config import ConfigError, TrainConfig
+from raymia.errors import Section
 
 
-class Defense:
+class Defense(Section):
     """Base of the defense configs (frozen dataclasses registered by `name`).
 
     A defense changes training in two ways only: `training` adjusts the loop's
@@ -16,6 +17,7 @@ class Defense:
     attacker's own for the shadow models (raymia.data.splits)."""
 
     name: ClassVar[str]
+    section = "defense"  # its errors name `defense.<field>`
     #: what its hooks report (Hook.report), name -> int, float or str: each becomes
     #: a `trials` column (null for other defenses); reporting an undeclared stat
     #: fails the trial, and the conformance tests train every defense to check

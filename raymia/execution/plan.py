@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import math
 
 import numpy as np
 from ray.tune.search.sample import Domain
@@ -56,6 +57,13 @@ def expand(sweep: Sweep) -> list[Experiment]:
     return list(trials.values())
 
 
+def draws(sweep: Sweep) -> int:
+    """How many configurations `expand` draws before repeats collapse:
+    samples x grid points x seeds."""
+    grid = [len(v["grid_search"]) for v in sweep.space.values() if _is_grid(v)]
+    return sweep.num_samples * math.prod(grid) * len(sweep.seeds)
+
+
 def _set(tree: dict, path: str, value) -> None:
     try:
         set_path(tree, path, value)
@@ -71,18 +79,60 @@ def _build(tree: dict, values: dict) -> Experiment:
                           f"{json.dumps(values, default=str)[:200]})") from None
 
 
+def check_model_fits(exp: Experiment, data: Dataset) -> None:
+    """A ConfigError at `model` unless the model takes two of the data's inputs
+    and gives one score per class for each (a CNN on tabular features, a
+    torchvision ResNet on 8x8 images, ...)."""
+    import torch
+
+    from raymia.models import build_model
+
+    what = f"{exp.model.name} on {exp.data.name} (inputs {data.input_shape}, {data.n_classes} classes)"
+    try:
+        model = build_model(exp.model, data.input_shape, data.n_classes).eval()
+        with torch.no_grad():
+            out = model(torch.from_numpy(data.x[:2]))
+    except Exception as e:  # whatever the model's own code raises on inputs it cannot take
+        text = (str(e).strip().splitlines() or [""])[0][:200]
+        raise ConfigError("model", f"{what} does not fit: {type(e).__name__}: {text}") from None
+    if tuple(out.shape) != (len(data.x[:2]), data.n_classes):
+        raise ConfigError("model", f"{what} gives outputs of shape {tuple(out.shape)}, "
+                                   f"expected (batch, {data.n_classes})")
+
+
+def check_devices(sweep: Sweep, experiments: list[Experiment]) -> None:
+    """A ConfigError for a `train.device` the jobs will not have: a GPU needs
+    `resources.gpus_per_job` (a job sees its own GPUs only, numbered from 0)."""
+    visible = max(1, int(sweep.resources.gpus_per_job)) if sweep.resources.gpus_per_job else 0
+    for exp in experiments:
+        device = exp.train.device
+        if not device.startswith("cuda"):
+            continue
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= visible:
+            raise ConfigError("train.device", f"{device!r} but each job gets "
+                              f"{sweep.resources.gpus_per_job:g} GPUs "
+                              "(sweep.resources.gpus_per_job): raise it or use device='auto'")
+
+
 def data_key(exp: Experiment) -> str:
     return json.dumps(exp.to_dict()["data"], sort_keys=True)
 
 
 def load_and_check(experiments: list[Experiment]) -> dict[str, Dataset]:
-    """Load each distinct dataset once and draw every trial's splits, so a missing
-    file or an impossible split fails now, before any training."""
+    """Load each distinct dataset once, pass one batch of it through each distinct
+    model, and draw every trial's splits, so a missing file, a model that does not
+    fit its data or an impossible split fails now, before any training."""
     datasets: dict[str, Dataset] = {}
+    fitted: set[tuple[str, str]] = set()
     for exp in experiments:
         key = data_key(exp)
         if key not in datasets:
             datasets[key] = load_dataset(exp.data)
+        pair = (key, json.dumps(exp.to_dict()["model"], sort_keys=True))
+        if pair not in fitted:
+            check_model_fits(exp, datasets[key])
+            fitted.add(pair)
         make_splits(len(datasets[key]), exp.split, exp.shadows.n_models, exp.seed, exp.data.name)
         exp.defense.check(exp, datasets[key])
         check_queries(exp, datasets[key])

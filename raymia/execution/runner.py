@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,12 +14,18 @@ from ray import tune
 
 from raymia.config import ConfigError, Sweep, flatten
 from raymia.extensions import Extensions, foreign
-from raymia.execution.plan import data_key, expand, load_and_check
+from raymia.execution.plan import check_devices, data_key, draws, expand, load_and_check
 from raymia.execution.trainable import one_line, summary, trainable
 from raymia.experiment import trial_row
-from raymia.results import part_path, read_part, write_trial
+from raymia.manifest import check_claim, claim
+from raymia.results import finished_ok, part_path, read_part, write_trial
 
 MAX_FAILURES = 2  # Tune retries of a trial whose actors or node were lost
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's banner and hints stay out of ours
+
+
+class Interrupted(Exception):
+    """Ctrl-C during a sweep: the message says how far it got."""
 
 
 def connect(address: str | None) -> None:
@@ -95,31 +102,40 @@ def varying(experiments) -> dict[str, dict]:
 
 def run_sweep(sweep: Sweep, results_dir: Path, address: str | None = None, resume: bool = False,
               max_concurrent: int | None = None, dry_run: bool = False,
-              out: Callable[[str], None] = print, extensions: Extensions | None = None) -> int:
+              out: Callable[[str], None] = print, extensions: Extensions | None = None,
+              share: bool = False) -> int:
     """Validate, run and summarize a sweep. Returns the exit status: 0 when every
-    trial succeeded, 1 when some failed. Bad input raises ConfigError first.
-    `extensions`: attacks, defenses, ... registered outside raymia (default: all
-    there are, raymia.extensions.foreign); every trial and job installs them,
-    shipped by value (their modules need not exist on the other nodes)."""
+    trial succeeded, 1 when some failed. Bad input raises ConfigError first, a
+    Ctrl-C raises Interrupted. `extensions`: attacks, defenses, ... registered
+    outside raymia (default: all there are, raymia.extensions.foreign); every
+    trial and job installs them, shipped by value (their modules need not exist
+    on the other nodes). `share`: keep another sweep's trials in `results_dir`
+    (raymia.manifest)."""
     experiments = expand(sweep)
+    check_devices(sweep, experiments)
     datasets = load_and_check(experiments)
     params = varying(experiments)
     labels = {tid: " ".join(f"{k}={v}" for k, v in p.items()) for tid, p in params.items()}
     out(f"sweep {sweep.name}: {len(experiments)} trials -> {results_dir}")
+    if repeated := draws(sweep) - len(experiments):
+        out(f"note: {repeated} of the {draws(sweep)} configurations drawn repeat an earlier "
+            "one (a random domain drew the same value, or a grid lists a value twice); "
+            "each distinct trial runs once")
     if dry_run:
         for tid, label in labels.items():
             out(f"  {tid}  {label}")
         return 0
+    results_dir = results_dir.resolve()
+    check_claim(results_dir, sweep.name, list(params), share)  # before Ray starts
     connect(address)
     if not address:
         check_fits(sweep)
+    claim(results_dir, sweep.name, list(params), share)
     extensions = foreign() if extensions is None else extensions
     for module in extensions.modules:
         if module in sys.modules and module != "__main__":
             ray.cloudpickle.register_pickle_by_value(sys.modules[module])
     refs = {key: ray.put(data) for key, data in datasets.items()}
-    results_dir = results_dir.resolve()
-    results_dir.mkdir(parents=True, exist_ok=True)
     space = [{"id": e.trial_id, "data": data_key(e), "config": e.to_dict()} for e in experiments]
     run = tune.with_parameters(trainable, data_refs=refs, results_dir=str(results_dir),
                                sweep=sweep.name, resources=sweep.resources,
@@ -136,7 +152,13 @@ def run_sweep(sweep: Sweep, results_dir: Path, address: str | None = None, resum
         run_config=tune.RunConfig(name=sweep.name, storage_path=str(results_dir / "_tune"),
                                   failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
                                   verbose=0, callbacks=[Progress(labels, out)]))
-    grid = tuner.fit()
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C: KeyboardInterrupt, not Tune's advice
+    try:
+        grid = tuner.fit()
+    except KeyboardInterrupt:
+        done = sum(finished_ok(results_dir, tid) for tid in params)
+        raise Interrupted(f"interrupted: {done} of {len(params)} trials finished; "
+                          "rerun with --resume") from None
     by_id = {e.trial_id: e for e in experiments}
     for result in grid:  # trials Tune gave up on leave no row of their own: record them
         tid = result.config["trial"]["id"]

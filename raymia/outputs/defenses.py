@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from raymia.config import ConfigError, check, check_choice
+from raymia.errors import Section
 from raymia.outputs import memguard as mechanism
 from raymia.outputs import release as outputs
 from raymia.outputs.laplace import MAX_FULL, LastLayerLaplace, split_last_layer
@@ -82,10 +83,11 @@ class FitContext:
             return module
 
 
-class OutputDefense:
+class OutputDefense(Section):
     """Base of the output-defense configs (frozen dataclasses registered by `name`)."""
 
     name: ClassVar[str]
+    section = "output"  # its errors name `output.<field>`
     #: what fitting it reports (trials columns), as Defense.stats
     stats: ClassVar[dict[str, type]] = {}
     applies_to_shadows: ClassVar[bool] = True
