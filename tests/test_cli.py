@@ -1,4 +1,5 @@
 """Bad input: one clear line, exit status 2, before any training, nothing written."""
+import json
 import textwrap
 
 import pytest
@@ -248,3 +249,14 @@ def test_ctrl_c_is_one_line_and_exit_130_without_tunes_advice(tmp_path):
     for advice in ("Tuner.restore", "tensorboard", "Configuration for experiment",
                    "View detailed results"):
         assert advice not in out
+
+
+def test_only_an_autoscaler_with_node_types_of_its_own_lets_big_resources_wait():
+    from raymia.execution.runner import _autoscaling
+
+    def status(types):
+        return json.dumps({"autoscaler_report": {"node_type_mapping": types}}).encode()
+
+    assert not _autoscaling(b"")
+    assert not _autoscaling(status({"abc": "node_abc"}))  # plain `ray start`: read-only
+    assert _autoscaling(status({"abc": "ray.head.default", "def": "gpu_worker"}))

@@ -78,6 +78,18 @@ def exactly_once(results, n_trials: int) -> pd.DataFrame:
 def test_trials_and_jobs_spread_over_the_worker_nodes(cluster, tmp_path, capsys,
                                                      restored_registries):
     path = write_sweep(tmp_path, "spread")
+    big = tmp_path / "big.py"  # a job no node of this cluster (no autoscaler) can hold
+    big.write_text(path.read_text().replace(" cpus_per_job=1,", " cpus_per_job=64,"))
+    from raymia.extensions import REGISTRIES
+
+    saved = {kind: dict(reg) for kind, reg in REGISTRIES.items()}
+    assert main([str(big), "--results", str(tmp_path / "big"), "--address",
+                 cluster.address]) == 2
+    for kind, reg in REGISTRIES.items():  # the same extension registers again below
+        reg.clear()
+        reg.update(saved[kind])
+    assert ("sweep.resources.cpus_per_job: asks for 64 CPU but the largest node has 2 and no "
+            "autoscaler runs") in capsys.readouterr().err
     assert main([str(path), "--results", str(tmp_path / "out"), "--address",
                  cluster.address]) == 0
     trials = exactly_once(tmp_path / "out", 4)

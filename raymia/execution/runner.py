@@ -1,6 +1,7 @@
 """Run a sweep on Ray Tune: one trial per configuration, results in Parquet."""
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -39,10 +40,10 @@ def connect(address: str | None) -> None:
         ray.init(address="local", include_dashboard=False, logging_level=logging.WARNING)
 
 
-def check_fits(sweep: Sweep) -> None:
+def check_fits(sweep: Sweep, out: Callable[[str], None] = print) -> None:
     """A ConfigError naming the field when a trial's bundle or a job's bundle fits
-    on no node of this machine's local Ray (it would wait forever). A cluster
-    joined with --address may autoscale to nodes it does not have yet: not checked."""
+    on no node of the cluster (it would wait forever). A cluster whose
+    autoscaler runs may add such a node: said, not refused."""
     nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
     r = sweep.resources
     for field, kind, amount in (("resources.cpus_per_job", "CPU", r.cpus_per_job),
@@ -51,8 +52,26 @@ def check_fits(sweep: Sweep) -> None:
         most = max((n.get(kind, 0.0) for n in nodes), default=0.0)
         if amount > most:
             has = f"the largest node has {most:g}" if most else f"no node has a {kind}"
-            raise ConfigError(f"sweep.{field}", f"asks for {amount:g} {kind} but {has}; "
-                                                "lower it or run on a cluster (--address)")
+            if _autoscaling():
+                out(f"note: sweep.{field} asks for {amount:g} {kind} but {has} yet: trials "
+                    "wait for the cluster's autoscaler to add one")
+                continue
+            raise ConfigError(f"sweep.{field}", f"asks for {amount:g} {kind} but {has} and "
+                                                "no autoscaler runs; lower it or run on a "
+                                                "cluster that has one (--address)")
+
+
+def _autoscaling(raw: bytes | None = None) -> bool:
+    """Whether an autoscaler with node types of its own runs (its status in the
+    GCS, or `raw`). Ray started without a cluster config reports each node as a
+    type of its own (`node_<id>`): a read-only provider that adds nothing."""
+    if raw is None:
+        from ray.experimental.internal_kv import _internal_kv_get
+
+        raw = _internal_kv_get("__autoscaling_status")
+    report = (json.loads(raw).get("autoscaler_report") or {}) if raw else {}
+    types = (report.get("node_type_mapping") or {}).values()
+    return any(not str(t).startswith("node_") for t in types)
 
 
 def placement(sweep: Sweep) -> tune.PlacementGroupFactory:
@@ -128,8 +147,7 @@ def run_sweep(sweep: Sweep, results_dir: Path, address: str | None = None, resum
     results_dir = results_dir.resolve()
     check_claim(results_dir, sweep.name, list(params), share)  # before Ray starts
     connect(address)
-    if not address:
-        check_fits(sweep)
+    check_fits(sweep, out)
     claim(results_dir, sweep.name, list(params), share)
     extensions = foreign() if extensions is None else extensions
     for module in extensions.modules:
