@@ -23,6 +23,7 @@ import torch
 
 from raymia.version import __version__
 from raymia.selena.attacker import Attacker, reference_query
+from raymia.analysis import trial_epsilon
 from raymia.attacks import run_attacks
 from raymia.attacks.spec import needs_stage
 from raymia.choice import CRITERION, choose, rehearse
@@ -128,7 +129,8 @@ def _attack_rows(outputs, inputs, is_member, sample_ids, ids: dict, exp: Experim
                      "rehearsal_tpr_at_fpr_0.01": rehearsed.get(CRITERION),
                      "rehearsal_rounds": rehearsed.get("rounds", 0)})
         parts.append(pd.DataFrame({**names, "sample_id": sample_ids[on], "is_member": member,
-                                   "score": scores}))
+                                   "score": scores,
+                                   "prediction_score": prediction_score[on].astype(np.float32)}))
     return rows, parts
 
 
@@ -227,11 +229,13 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
     if unknown:
         raise ValueError(f"training reported {sorted(unknown)}, which neither "
                          f"{exp.defense.name} nor {exp.output.name} declares in its `stats`")
+    scores = pd.concat(score_parts, ignore_index=True)
+    metrics["epsilon_lower_bound"] = trial_epsilon(scores, exp.seed, metrics.get("delta"))
     tables = {
         "trials": trial_row(exp, sweep, "ok", "", started, t0, node, **metrics),
         # through the schema: the column types a reader of the Parquet part gets
         "attacks": to_table("attacks", pd.DataFrame(attack_rows)).to_pandas(),
-        "scores": pd.concat(score_parts, ignore_index=True),
+        "scores": scores,
     }
     if write_signals:
         tables["signals"] = signal_rows(key, universe, labels_u, target_u, shadow_u,
@@ -274,8 +278,8 @@ def trial_row(exp: Experiment, sweep: str, status: str, error: str, started: dat
         "ray_version": _version("ray"), "started_at": started,
         "finished_at": datetime.now(timezone.utc),
     }
-    for name in ("train_acc", "test_acc", "gap", "ece", "n_members", "n_nonmembers",
-                 "n_shadow_models", "train_s", "shadow_s", "attack_s", "models_trained",
+    for name in ("train_acc", "test_acc", "gap", "ece", "epsilon_lower_bound", "n_members",
+                 "n_nonmembers", "n_shadow_models", "train_s", "shadow_s", "attack_s", "models_trained",
                  "models_cached", "job_nodes", *training_stats()):
         row[name] = metrics.get(name)
     return pd.DataFrame([row])

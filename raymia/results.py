@@ -85,7 +85,7 @@ def trials_schema() -> pa.Schema:
             ("error", STR), ("seed", I64), ("dataset", STR), ("model", STR), ("defense", STR)]
     config = [(k, t) for k, t in config_columns().items() if k != "seed"]
     tail = [("config_json", STR), ("train_acc", F64), ("test_acc", F64), ("gap", F64),
-            ("ece", F64), *training_stats().items(), ("n_members", I64),
+            ("ece", F64), ("epsilon_lower_bound", F64), *training_stats().items(), ("n_members", I64),
             ("n_nonmembers", I64), ("n_shadow_models", I64), ("wall_s", F64), ("train_s", F64),
             ("shadow_s", F64), ("attack_s", F64), ("models_trained", I64),
             ("models_cached", I64), ("node", STR), ("job_nodes", STR), ("raymia_version", STR),
@@ -118,7 +118,8 @@ SCHEMAS = _Schemas({
                        + [("direction", I64), ("n_no_out_reference", I64),
                           ("rehearsal_auc", F64), ("rehearsal_tpr_at_fpr_0.01", F64),
                           ("rehearsal_rounds", I64)]),
-    "scores": _schema(ATTACK_KEY + [("sample_id", I64), ("is_member", BOOL), ("score", F32)]),
+    "scores": _schema(ATTACK_KEY + [("sample_id", I64), ("is_member", BOOL), ("score", F32),
+                                   ("prediction_score", F32)]),
     "signals": _schema(KEY + [("role", STR), ("model_index", I64), ("sample_id", I64),
                               ("in_train", BOOL), ("p_true", F32), ("phi", F32),
                               ("correct", BOOL)]),

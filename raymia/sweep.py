@@ -1,6 +1,6 @@
 """`python -m raymia.sweep SWEEP_FILE [--results DIR] [--address ADDR] [--resume]
-[--share] [--max-concurrent N] [--dry-run]`: run a sweep file on Ray and write
-Parquet tables.
+[--share] [--max-concurrent N] [--dry-run] [--progress-every S] [--report]`: run
+a sweep file on Ray and write Parquet tables (--report: and their figures).
 
 Exit status: 0 every trial succeeded, 1 some trial failed (the others are
 written), 2 bad input (reported in one line before anything trains), 130
@@ -100,6 +100,10 @@ def parse_args(argv):
                    help="write into a results directory that holds another sweep's trials")
     p.add_argument("--max-concurrent", type=int, help="trials running at once")
     p.add_argument("--dry-run", action="store_true", help="check the sweep and list its trials")
+    p.add_argument("--progress-every", type=float, default=30.0, metavar="SECONDS",
+                   help="without a terminal, a progress line this often (default 30)")
+    p.add_argument("--report", action="store_true",
+                   help="write the report (python -m raymia.report) when the sweep ends")
     return p.parse_args(argv)
 
 
@@ -111,15 +115,23 @@ def main(argv=None) -> int:
     try:
         if args.max_concurrent is not None and args.max_concurrent < 1:
             raise ConfigError("--max-concurrent", f"must be >= 1, got {args.max_concurrent}")
+        if not args.progress_every > 0:
+            raise ConfigError("--progress-every", f"must be > 0 seconds, got {args.progress_every}")
         check_address(args.address)
         given = check_results(args.results)
         sweep = load_sweep(args.sweep_file)
         from raymia.execution.runner import Interrupted, run_sweep  # Ray: only to run a sweep
 
         results = given or Path("results") / sweep.name
-        return run_sweep(sweep, results, address=args.address, resume=args.resume,
-                         max_concurrent=args.max_concurrent, dry_run=args.dry_run,
-                         out=lambda line: print(line, flush=True), share=args.share)
+        status = run_sweep(sweep, results, address=args.address, resume=args.resume,
+                           max_concurrent=args.max_concurrent, dry_run=args.dry_run,
+                           out=lambda line: print(line, flush=True), share=args.share,
+                           progress_every=args.progress_every)
+        if args.report and not args.dry_run:
+            from raymia.report import write_report
+
+            print(f"report: {write_report(results)}", flush=True)
+        return status
     except ConfigError as e:
         print(f"raymia: error: {e}", file=sys.stderr)
         return 2

@@ -12,7 +12,7 @@ from raymia.results import SCHEMAS, finished_ok, read_results, write_part
 def scores(trial_id, n=3):
     return pd.DataFrame({"sweep": "s", "trial_id": trial_id, "attack": "loss", "variant": "global",
                          "eval_set": "original", "sample_id": range(n), "is_member": True,
-                         "score": [0.5] * n})
+                         "score": [0.5] * n, "prediction_score": [0.9] * n})
 
 
 def test_parts_are_written_atomically_and_overwritten(tmp_path):

@@ -1,5 +1,9 @@
 """End to end on a local Ray: the CLI runs a tiny sweep and the Parquet reads back."""
+import contextlib
+import io
+import re
 import textwrap
+import time
 
 import pandas as pd
 import pytest
@@ -32,13 +36,52 @@ sweep = Sweep(
 """
 
 
+PRINTED = []  # (time, line) of what the sweep printed
+
+
 @pytest.fixture(scope="module")
 def sweep_run(ray_session, tmp_path_factory):
     root = tmp_path_factory.mktemp("sweep")
     path = root / "tiny.py"
     path.write_text(textwrap.dedent(SWEEP))
-    status = main([str(path), "--results", str(root / "results")])
+    stamped = Stamped()
+    with contextlib.redirect_stdout(stamped):  # not a terminal: progress lines
+        status = main([str(path), "--results", str(root / "results"), "--progress-every", "2",
+                       "--report"])
+    PRINTED[:] = stamped.lines
     return status, path, root / "results"
+
+
+class Stamped(io.StringIO):
+    """Standard output that remembers when each line was written."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines = []
+
+    def write(self, text):
+        self.lines += [(time.monotonic(), line) for line in text.splitlines() if line]
+        return super().write(text)
+
+
+def test_without_a_terminal_progress_is_printed_every_few_seconds(sweep_run):
+    lines = PRINTED
+    progress = [(t, line) for t, line in lines if line.startswith("progress: ")]
+    assert progress and all(re.search(r"\d/4 trials done \(\d failed\), \d running; models "
+                                      r"\d+ trained \+ \d+ cached", line) for _, line in progress)
+    start = lines[0][0]
+    end = next(t for t, line in lines if line.startswith("[4/4]"))
+    times = [start] + [t for t, _ in progress if t < end] + [end]
+    assert max(b - a for a, b in zip(times, times[1:])) < 2 + 3  # every 2 s, and some slack
+
+
+def test_the_sweep_names_and_writes_its_report(sweep_run):
+    _, _, results = sweep_run
+    said = [line for _, line in PRINTED]
+    assert f"Figures: python -m raymia.report {results.resolve()}" in said
+    assert f"report: {results / 'report' / 'report.html'}" in said
+    page = (results / "report" / "report.html").read_text()
+    assert "2 trial(s) ok, 2 failed" in page
 
 
 def test_the_sweep_writes_every_table_and_reports_failure(sweep_run):

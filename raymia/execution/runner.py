@@ -15,13 +15,13 @@ from ray import tune
 
 from raymia.config import ConfigError, Sweep, flatten
 from raymia.extensions import Extensions, foreign
+from raymia.execution.progress import MAX_FAILURES, Progress
 from raymia.execution.plan import check_devices, data_key, draws, expand, load_and_check
 from raymia.execution.trainable import one_line, summary, trainable
 from raymia.experiment import trial_row
 from raymia.manifest import check_claim, claim
 from raymia.results import finished_ok, part_path, read_part, write_trial
 
-MAX_FAILURES = 2  # Tune retries of a trial whose actors or node were lost
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # Tune's banner and hints stay out of ours
 
 
@@ -82,35 +82,6 @@ def placement(sweep: Sweep) -> tune.PlacementGroupFactory:
     return tune.PlacementGroupFactory([head] + [dict(job) for _ in range(r.parallel_jobs)])
 
 
-class Progress(tune.Callback):
-    def __init__(self, labels: dict[str, str], out: Callable[[str], None]):
-        self.labels, self.out, self.done = labels, out, 0
-
-    def _id(self, trial) -> str:
-        return trial.config["trial"]["id"]
-
-    def on_trial_start(self, iteration, trials, trial, **info):
-        self.out(f"started  {self._id(trial)}  {self.labels[self._id(trial)]}")
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        self.done += 1
-        if result["status"] != "ok":
-            detail = f"FAILED: {result['error']}"
-        else:
-            detail = (f"test_acc={result['test_acc']:.3f} {choice_text(result)}  "
-                      f"models trained {result['models_trained']}, "
-                      f"cached {result['models_cached']}  jobs on {result['job_nodes']}")
-        done = " (already done)" if result.get("resumed") else ""
-        self.out(f"[{self.done}/{len(self.labels)}] {self._id(trial)}  {detail}  "
-                 f"trial on {result['node']}{done}")
-
-    def on_trial_recover(self, iteration, trials, trial, **info):
-        self.out(f"retrying {self._id(trial)}  (its actors or node were lost)")
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self.out(f"error    {self._id(trial)}  (lost {MAX_FAILURES + 1} times: given up)")
-
-
 def varying(experiments) -> dict[str, dict]:
     """trial_id -> the config leaves that differ between the sweep's trials."""
     flat = {e.trial_id: flatten(e.to_dict()) for e in experiments}
@@ -122,14 +93,15 @@ def varying(experiments) -> dict[str, dict]:
 def run_sweep(sweep: Sweep, results_dir: Path, address: str | None = None, resume: bool = False,
               max_concurrent: int | None = None, dry_run: bool = False,
               out: Callable[[str], None] = print, extensions: Extensions | None = None,
-              share: bool = False) -> int:
+              share: bool = False, progress_every: float = 30.0) -> int:
     """Validate, run and summarize a sweep. Returns the exit status: 0 when every
     trial succeeded, 1 when some failed. Bad input raises ConfigError first, a
     Ctrl-C raises Interrupted. `extensions`: attacks, defenses, ... registered
     outside raymia (default: all there are, raymia.extensions.foreign); every
     trial and job installs them, shipped by value (their modules need not exist
     on the other nodes). `share`: keep another sweep's trials in `results_dir`
-    (raymia.manifest)."""
+    (raymia.manifest). Without a terminal, a progress line every
+    `progress_every` seconds (raymia.execution.progress)."""
     experiments = expand(sweep)
     check_devices(sweep, experiments)
     datasets = load_and_check(experiments)
@@ -169,7 +141,7 @@ def run_sweep(sweep: Sweep, results_dir: Path, address: str | None = None, resum
                                     reuse_actors=True),
         run_config=tune.RunConfig(name=sweep.name, storage_path=str(results_dir / "_tune"),
                                   failure_config=tune.FailureConfig(max_failures=MAX_FAILURES),
-                                  verbose=0, callbacks=[Progress(labels, out)]))
+                                  verbose=0, callbacks=[Progress(labels, out, progress_every)]))
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C: KeyboardInterrupt, not Tune's advice
     try:
         grid = tuner.fit()
@@ -188,21 +160,12 @@ def run_sweep(sweep: Sweep, results_dir: Path, address: str | None = None, resum
     out("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     out(f"\nParquet tables: {results_dir}/{{trials,attacks,scores,signals}}  "
         f"(pandas.read_parquet('{results_dir}/attacks'))")
+    out(f"Figures: python -m raymia.report {results_dir}")
     return 0 if (table["status"] == "ok").all() else 1
 
 
 def _short(path: str) -> str:
     return "defense" if path == "defense.name" else path.removeprefix("defense.")
-
-
-def choice_text(figures) -> str:
-    """The attacker's choice with its AUC and TPR at 1% FPR and their intervals."""
-    if figures.get("choice") is None:
-        return "attacker's choice: none"
-    return (f"choice={figures['choice']} auc={figures['auc']:.3f} "
-            f"[{figures['auc_lo']:.3f}, {figures['auc_hi']:.3f}] "
-            f"tpr@1%fpr={figures['tpr_at_fpr_0.01']:.3f} "
-            f"[{figures['tpr_at_fpr_0.01_lo']:.3f}, {figures['tpr_at_fpr_0.01_hi']:.3f}]")
 
 
 def summary_table(results_dir: Path, params: dict[str, dict]) -> pd.DataFrame:
