@@ -98,8 +98,9 @@ def tradeoff(trials: pd.DataFrame, attacks: pd.DataFrame) -> pd.DataFrame:
             rows.append({"trial_id": t.trial_id, "family": name,
                          "undefended": name == "none" or epsilon == np.inf,
                          "parameter": ", ".join(params),
-                         "value": ", ".join(f"{t[p]:g}" if isinstance(t[p], float) else str(t[p])
-                                            for p in params),
+                         "value": ", ".join(f"{p.split('.')[-1]}={t[p]:g}"
+                                            if isinstance(t[p], float)
+                                            else f"{p.split('.')[-1]}={t[p]}" for p in params),
                          "sort": tuple(t[p] for p in params), "seed": t.seed,
                          "test_acc": t.test_acc, "choice": c.variant,
                          "auc": c.auc, "auc_lo": c.auc_lo, "auc_hi": c.auc_hi,

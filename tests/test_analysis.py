@@ -97,4 +97,4 @@ def test_tradeoff_orders_each_family_by_its_swept_value():
     assert list(rows.trial_id) == ["c", "a", "b", "e", "d"]  # by family, then value
     assert list(rows.undefended) == [False, False, True, False, True]
     assert set(rows[rows.family == "dp_sgd"].parameter) == {"defense.epsilon"}
-    assert list(rows.value[:3]) == ["1", "8", "inf"]
+    assert list(rows.value[:3]) == ["epsilon=1", "epsilon=8", "epsilon=inf"]
