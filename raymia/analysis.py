@@ -71,9 +71,24 @@ def family(row) -> str:
     return output if isinstance(output, str) and output != "none" else row["defense"]
 
 
-def _varying(frame: pd.DataFrame, prefix: str) -> list[str]:
-    cols = [c for c in frame.columns if c.startswith(prefix) and not c.endswith(".name")]
-    return [c for c in cols if frame[c].notna().any() and frame[c].map(repr).nunique() > 1]
+def setting(column: str, value) -> str:
+    """`field=value` of a config column: defense.name -> defense, defense.epsilon
+    -> epsilon, model.widths -> widths."""
+    parts = column.split(".")
+    name = parts[0] if parts[-1] == "name" else parts[-1]
+    return f"{name}={value:g}" if isinstance(value, float) else f"{name}={value}"
+
+
+def order(value) -> tuple:
+    """A sort key for config values of any kind: numbers by value (2 before 16,
+    inf last among them), then strings, then missing values; tuples element-wise."""
+    if isinstance(value, tuple):
+        return (3, tuple(order(v) for v in value))
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return (2, 0)
+    if isinstance(value, (int, float, np.number)):
+        return (0, float(value))
+    return (1, repr(value))
 
 
 def tradeoff(trials: pd.DataFrame, attacks: pd.DataFrame) -> pd.DataFrame:
@@ -85,22 +100,21 @@ def tradeoff(trials: pd.DataFrame, attacks: pd.DataFrame) -> pd.DataFrame:
     ok = trials[trials.status == "ok"].copy()
     ok["family"] = [family(r) for _, r in ok.iterrows()]
     chosen = attacks[(attacks.attack == CHOICE) & (attacks.eval_set == ORIGINAL)]
+    chosen = chosen.set_index("trial_id")
     rows = []
     for name, group in ok.groupby("family", sort=True):
         prefix = "output." if name in set(ok.get("output.name", ())) else "defense."
-        params = _varying(group, prefix)
+        params = [c for c in varying_fields(group)
+                  if c.startswith(prefix) and not c.endswith(".name")]
         for _, t in group.iterrows():
-            c = chosen[chosen.trial_id == t.trial_id]
-            if c.empty:
+            if t.trial_id not in chosen.index:
                 continue
-            c = c.iloc[0]
+            c = chosen.loc[t.trial_id]
             epsilon = t.get("epsilon")
             rows.append({"trial_id": t.trial_id, "family": name,
                          "undefended": name == "none" or epsilon == np.inf,
                          "parameter": ", ".join(params),
-                         "value": ", ".join(f"{p.split('.')[-1]}={t[p]:g}"
-                                            if isinstance(t[p], float)
-                                            else f"{p.split('.')[-1]}={t[p]}" for p in params),
+                         "value": ", ".join(setting(p, t[p]) for p in params),
                          "sort": tuple(t[p] for p in params), "seed": t.seed,
                          "test_acc": t.test_acc, "choice": c.variant,
                          "auc": c.auc, "auc_lo": c.auc_lo, "auc_hi": c.auc_hi,
@@ -111,11 +125,8 @@ def tradeoff(trials: pd.DataFrame, attacks: pd.DataFrame) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    return frame.sort_values(["family", "sort", "seed"], key=_sortable).drop(columns="sort")
-
-
-def _sortable(col: pd.Series) -> pd.Series:
-    return col.map(repr) if col.name == "sort" else col
+    return frame.sort_values(["family", "sort", "seed"], key=lambda col: col.map(order)) \
+        .drop(columns="sort")
 
 
 def _clopper_pearson(k: np.ndarray, n: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:
@@ -253,5 +264,6 @@ def trial_table(trials: pd.DataFrame, attacks: pd.DataFrame | None) -> pd.DataFr
         out["choice"] = out.trial_id.map(chosen.variant)
         for col in ("auc", "auc_lo", "auc_hi", TPR1, TPR1 + "_lo", TPR1 + "_hi"):
             out[col] = out.trial_id.map(chosen[col])
-    return out.sort_values([*varying, "seed"], key=lambda s: s.map(repr)).reset_index(drop=True)
+    return out.sort_values([*varying, "seed"], key=lambda col: col.map(order)) \
+        .reset_index(drop=True)
 

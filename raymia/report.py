@@ -46,19 +46,12 @@ def _present(value) -> bool:
     return value is not None and not (isinstance(value, float) and np.isnan(value))
 
 
-def _short(column: str) -> str:
-    """defense.name -> defense, defense.epsilon -> epsilon, model.widths -> widths."""
-    parts = column.split(".")
-    return parts[0] if parts[-1] == "name" else parts[-1]
-
-
 def _labeller(trials: pd.DataFrame):
     """A trial's panel title: its id's start, the fields that vary, its seed."""
     varying = analysis.varying_fields(trials)
 
     def label(trial: pd.Series) -> str:
-        values = [f"{_short(c)}={trial[c]:g}" if isinstance(trial[c], float)
-                  else f"{_short(c)}={trial[c]}" for c in varying if _present(trial[c])]
+        values = [analysis.setting(c, trial[c]) for c in varying if _present(trial[c])]
         return f"{trial.trial_id[:8]}: {', '.join(values) or analysis.family(trial)}, " \
                f"seed {trial.seed}"
     return label
@@ -303,12 +296,11 @@ def write_report(results_dir, out=None, trials_wanted=None) -> Path:
               "sizes print with membership labels permuted.")
     rep.heading("Trials")
     rep.table(analysis.trial_table(trials, attacks))
-    for section in (lambda: roc_section(rep, trials, attacks, scores),
-                    lambda: tradeoff_section(rep, trials, attacks),
-                    lambda: dp_section(rep, trials),
-                    lambda: ood_section(rep, attacks, scores),
-                    lambda: cost_section(rep, trials)):
-        section()
+    roc_section(rep, trials, attacks, scores)
+    tradeoff_section(rep, trials, attacks)
+    dp_section(rep, trials)
+    ood_section(rep, attacks, scores)
+    cost_section(rep, trials)
     return rep.write(f"raymia report: {sweeps}")
 
 

@@ -9,8 +9,8 @@ from sklearn.metrics import roc_curve
 
 from conftest import tiny_experiment
 from raymia import DPSGD
-from raymia.analysis import (_bounds, epsilon_bound_ceiling, epsilon_lower_bound, roc_curves,
-                             tradeoff, trial_epsilon)
+from raymia.analysis import (_bounds, epsilon_bound_ceiling, epsilon_lower_bound, order,
+                             roc_curves, tradeoff, trial_epsilon, trial_table)
 from raymia.execution.inprocess import InProcessExecutor
 from raymia.experiment import run_trial
 from raymia.metrics import tpr_at_fpr
@@ -98,3 +98,11 @@ def test_tradeoff_orders_each_family_by_its_swept_value():
     assert list(rows.undefended) == [False, False, True, False, True]
     assert set(rows[rows.family == "dp_sgd"].parameter) == {"defense.epsilon"}
     assert list(rows.value[:3]) == ["epsilon=1", "epsilon=8", "epsilon=inf"]
+
+
+def test_swept_values_are_ordered_as_numbers_not_as_text():
+    trials = pd.DataFrame({"trial_id": list("abcd"), "status": "ok", "error": "",
+                           "defense.epsilon": [16.0, np.inf, 2.0, 0.5], "seed": [10, 2, 2, 2]})
+    assert list(trial_table(trials, None)["defense.epsilon"]) == [0.5, 2.0, 16.0, np.inf]
+    assert sorted([None, "b", 16, 2.0, (64, 8), (64,)], key=order) == \
+        [2.0, 16, "b", None, (64,), (64, 8)]

@@ -57,15 +57,17 @@ class Progress(tune.Callback):
 
     def status(self) -> str:
         """Trials done/running/failed, models so far, elapsed and time left."""
+        return f"{self.done}/{len(self.labels)} trials done {self._detail()}"
+
+    def _detail(self) -> str:
         elapsed = time.monotonic() - self.t0
         total = len(self.labels)
         left = f"~{_clock(elapsed / self.done * (total - self.done))} left" if self.done \
             else "time left unknown until a trial finishes"
         models = self.trained + self.cached
         planned = f" of ~{round(models / self.done * total)}" if self.done else ""
-        return (f"{self.done}/{total} trials done ({self.failed} failed), "
-                f"{len(self.running)} running; models {self.trained} trained + {self.cached} "
-                f"cached{planned}; elapsed {_clock(elapsed)}, {left}")
+        return (f"({self.failed} failed), {len(self.running)} running; models {self.trained} "
+                f"trained + {self.cached} cached{planned}; elapsed {_clock(elapsed)}, {left}")
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.running.add(self._id(trial))
@@ -95,16 +97,13 @@ class Progress(tune.Callback):
         self.out(f"error    {self._id(trial)}  (lost {MAX_FAILURES + 1} times: given up)")
 
     def on_step_end(self, iteration, trials, **info):
-        now = time.monotonic()
         if self.bar is not None:
             self.bar.n = self.done
-            self.bar.set_postfix_str(self.status().split(" trials done ", 1)[1], refresh=False)
+            self.bar.set_postfix_str(self._detail(), refresh=False)
             self.bar.refresh()
-        elif now - self.last >= self.every:
+        elif time.monotonic() - self.last >= self.every:
             self.out(f"progress: {self.status()}")
-        else:
-            return
-        self.last = now
+            self.last = time.monotonic()
 
     def on_experiment_end(self, trials, **info):
         if self.bar is not None:
