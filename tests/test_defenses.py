@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from opacus.accountants import create_accountant
 
 from conftest import tiny_experiment
-from raymia import (DPSGD, AdvReg, ConfigError, EarlyStopping, MixupMMD, ModelConfig,
-                    SplitConfig, TrainConfig)
+from raymia import (DPSGD, AdvReg, ConfigError, EarlyStopping, Laplace, MemGuard, MixupMMD,
+                    ModelConfig, NoOutput, Rounding, SplitConfig, Temperature, TopK, TrainConfig)
 from raymia.data.splits import make_splits
 from raymia.defenses.advreg import AdvRegHook
 from raymia.defenses.dp import DPHook, default_delta
@@ -18,7 +18,7 @@ from raymia.defenses.mixup_mmd import MixupMMDHook, mmd2
 from raymia.experiment import make_jobs
 from raymia.train.job import TrainJob, run_job
 from raymia.train.hooks import HookContext
-from raymia.train.loop import IndexBatches
+from raymia.train.loop import IndexBatches, train_model
 
 
 def context(digits, n_train=120, n_holdout=120, seed=0):
@@ -94,6 +94,32 @@ def test_infinite_epsilon_is_plain_training(digits):
     assert dp_inf.stats[0] == {"epsilon": math.inf}
 
 
+@pytest.mark.parametrize("n", [1, 9, 10, 99, 100, 150, 999, 1000, 10000])
+def test_default_delta_is_the_largest_power_of_ten_below_one_over_n(n):
+    delta = default_delta(n)
+    assert delta < 1 / n and delta * 10 >= 1 / n
+    assert math.log10(delta) == round(math.log10(delta))  # a power of ten
+
+
+def test_dp_refuses_an_output_defense_fitted_on_the_members(digits):
+    from raymia.execution.plan import load_and_check
+
+    split = SplitConfig(60, 0, 30)
+    assert {o.name for o in (Laplace(), MemGuard()) if o.fits_on_members} == {"laplace",
+                                                                            "memguard"}
+    assert not any(o.fits_on_members for o in (NoOutput(), TopK(), Rounding(), Temperature()))
+    for output in (MemGuard(), Laplace()):
+        exp = tiny_experiment(defense=DPSGD(epsilon=8.0), output=output, split=split)
+        with pytest.raises(ConfigError, match=f"^output: {output.name} is fitted on the "
+                           "training members, .* epsilon=8;") as info:
+            load_and_check([exp])  # the pre-run check, before any training
+        assert info.value.where == "output"
+    load_and_check([tiny_experiment(defense=DPSGD(epsilon=math.inf), output=MemGuard(),
+                                    split=split)])
+    load_and_check([tiny_experiment(defense=DPSGD(epsilon=8.0), output=Temperature(),
+                                    split=split)])
+
+
 def test_batchnorm_is_replaced_for_dp(digits):
     from raymia.defenses.dp import make_dp_compatible
 
@@ -118,6 +144,7 @@ def test_a_model_opacus_cannot_fix_is_a_config_error(digits, monkeypatch):
     (lambda: DPSGD(epsilon=0.0), "epsilon"), (lambda: DPSGD(epsilon=-1.0), "epsilon"),
     (lambda: DPSGD(delta=1.0), "delta"), (lambda: DPSGD(max_grad_norm=0.0), "max_grad_norm"),
     (lambda: DPSGD(accountant="gdp_typo"), "accountant"), (lambda: AdvReg(alpha=-1.0), "alpha"),
+    (lambda: AdvReg(pretrain_epochs=-1), "pretrain_epochs"),
     (lambda: MixupMMD(mixup_alpha=0.0), "mixup_alpha"), (lambda: EarlyStopping(patience=0), "patience"),
 ])
 def test_bad_defense_parameters(make, where):
@@ -155,16 +182,16 @@ def test_advreg_inference_model_learns_during_inner_steps(digits):
         with torch.no_grad():
             for p in model.parameters():
                 p -= 0.5 * p.grad
-    hook = AdvRegHook(AdvReg(attack_lr=1e-3), ctx)
-    rows = torch.as_tensor(ctx.train_idx[:64])
-    hook.batch(ctx.x[rows], ctx.y[rows])
-    losses = [hook.attack_step(model) for _ in range(150)]
+    hook = AdvRegHook(AdvReg(attack_lr=1e-3), ctx, batch_size=64)
+    losses = [hook.attack_step(model, hook.draw_members(), hook.draw_reference(64))
+              for _ in range(150)]
     assert np.mean(losses[-20:]) < np.mean(losses[:20]) - 0.02
 
 
 def test_advreg_adds_the_privacy_term_after_warmup(digits):
     ctx = context(digits)
-    hook = AdvRegHook(AdvReg(alpha=2.0, warmup_epochs=1, attack_steps=1), ctx)
+    hook = AdvRegHook(AdvReg(alpha=2.0, warmup_epochs=1, attack_steps=1, pretrain_epochs=0),
+                      ctx, batch_size=16)
     model = linear()
     rows = torch.as_tensor(ctx.train_idx[:16])
     x, y = hook.batch(ctx.x[rows], ctx.y[rows])
@@ -176,6 +203,66 @@ def test_advreg_adds_the_privacy_term_after_warmup(digits):
     membership = torch.sigmoid(hook.attack(F.softmax(logits, 1), F.one_hot(y, 10).float()))
     assert float(regularized) == pytest.approx(float(base + 2.0 * (membership.mean() - 0.5)))
     assert len(hook.attack_losses) == 1
+
+
+def recording(hook):
+    """Record the (members, reference) rows of each of the hook's inference-model steps."""
+    steps, step = [], hook.attack_step
+
+    def record(model, members, reference):
+        steps.append((members.tolist(), reference.tolist()))
+        return step(model, members, reference)
+    hook.attack_step = record
+    return steps
+
+
+def test_advreg_inference_steps_draw_their_own_batches(digits):
+    ctx = context(digits)
+    hook = AdvRegHook(AdvReg(warmup_epochs=0, attack_steps=5, pretrain_epochs=0), ctx,
+                      batch_size=16)
+    steps = recording(hook)
+    model = linear()
+    rows = torch.as_tensor(ctx.train_idx[:16])  # the classifier's current batch
+    x, y = hook.batch(ctx.x[rows], ctx.y[rows])
+    logits = model(x)
+    hook.loss(model, logits, y, F.cross_entropy(logits, y))
+    assert len(steps) == 5
+    members, holdout = set(ctx.train_idx.tolist()), set(ctx.holdout_idx.tolist())
+    for drawn, reference in steps:
+        assert len(drawn) == len(set(drawn)) == 16 and set(drawn) <= members
+        assert set(drawn) != set(rows.tolist())  # not the classifier's batch
+        assert len(reference) == 16 and set(reference) <= holdout
+    assert len({tuple(drawn) for drawn, _ in steps}) == 5  # a fresh batch for each step
+
+
+def test_advreg_pretrains_the_inference_model_when_the_warmup_ends(digits):
+    ctx = context(digits)  # 120 members
+    cfg = AdvReg(warmup_epochs=1, attack_steps=2, pretrain_epochs=3)
+    hook = AdvRegHook(cfg, ctx, batch_size=32)
+    steps = recording(hook)
+    per_epoch = []
+    epoch_end = hook.epoch_end
+    hook.epoch_end = lambda epoch, model: per_epoch.append(len(steps)) or epoch_end(epoch, model)
+    train_model(linear(), ctx.x, ctx.y, ctx.train_idx, TrainConfig(epochs=3, batch_size=32),
+                [hook], torch.Generator().manual_seed(0))
+    # no step during the warm-up; then 3 passes of ceil(120 / 32) = 4 batches, and 2
+    # steps before each of the 4 classifier steps of each of the 2 remaining epochs
+    assert per_epoch == [0, 3 * 4 + 2 * 4, 3 * 4 + 2 * 8]
+    assert len(hook.attack_losses) == per_epoch[-1]
+    for p in range(3):  # each pass: every member once, in its own order
+        sizes = [len(m) for m, _ in steps[4 * p:4 * p + 4]]
+        drawn = sum((m for m, _ in steps[4 * p:4 * p + 4]), [])
+        assert sizes == [32, 32, 32, 24] and sorted(drawn) == sorted(ctx.train_idx.tolist())
+        assert all(len(r) == len(m) for m, r in steps[4 * p:4 * p + 4])
+    assert [m for m, _ in steps[0:4]] != [m for m, _ in steps[4:8]]
+    # warmup_epochs=0: pre-trained before the very first classifier step
+    hook = AdvRegHook(AdvReg(warmup_epochs=0, attack_steps=1, pretrain_epochs=2), ctx, 32)
+    steps = recording(hook)
+    rows = torch.as_tensor(ctx.train_idx[:32])
+    model = linear()
+    logits = model(ctx.x[rows])
+    hook.loss(model, logits, ctx.y[rows], F.cross_entropy(logits, ctx.y[rows]))
+    assert len(steps) == 2 * 4 + 1
 
 
 def test_mixup_mixes_inputs_and_labels_with_the_drawn_lambda(digits):
@@ -214,6 +301,23 @@ def test_mmd_term_only_while_the_gap_is_large(digits):
     hook.cfg = MixupMMD(gap_threshold=0.0, mmd_weight=10.0)
     hook.mmd_active = True
     assert float(hook.loss(model, None, t, base)) > float(base)
+
+
+def test_mmd_validation_outputs_get_no_gradient(digits):
+    ctx = context(digits)
+    ctx.x = ctx.x.clone().requires_grad_(True)  # to see which inputs the loss reaches
+    hook = MixupMMDHook(MixupMMD(mmd_weight=10.0), ctx)
+    hook.mmd_active = True
+    model = linear()
+    rows = torch.as_tensor(ctx.train_idx[:32])
+    x, t = hook.batch(ctx.x[rows], ctx.y[rows])
+    base = F.cross_entropy(model(x), t)
+    loss = hook.loss(model, None, t, base)
+    assert float(loss) > float(base)  # the MMD term is there
+    grad = torch.autograd.grad(loss, ctx.x)[0]
+    assert float(grad[rows].abs().sum()) > 0
+    # the validation batch is a constant target: nothing flows back through it
+    assert float(grad[torch.as_tensor(ctx.holdout_idx)].abs().sum()) == 0.0
 
 
 def test_early_stopping_keeps_the_best_validation_epoch(digits, monkeypatch):

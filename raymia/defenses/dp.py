@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import dataclasses
 import functools
 import logging
 import math
@@ -32,8 +33,11 @@ ACCOUNTANTS = ("prv", "rdp")
 
 
 def default_delta(n_train: int) -> float:
-    """1/n rounded down to a power of ten (n = 150 -> 1e-3)."""
-    return 10.0 ** math.floor(math.log10(1.0 / n_train))
+    """The largest power of ten strictly below 1/n (n = 150 -> 1e-3, n = 100 -> 1e-3,
+    n = 1000 -> 1e-4): 10^-d for n's d decimal digits, since 10^(d-1) <= n < 10^d."""
+    if n_train < 1:
+        raise ValueError(f"default_delta needs n_train >= 1, got {n_train}")
+    return float(f"1e-{len(str(int(n_train)))}")
 
 
 @functools.lru_cache(maxsize=256)
@@ -113,8 +117,14 @@ def _try_per_example_gradients(model, input_shape, name: str) -> None:
 @DEFENSES.register
 @dataclass(frozen=True)
 class DPSGD(Defense):
-    """Target `epsilon` and `delta` (None: 1/n_train rounded down to a power of
-    ten), per-example clipping norm `max_grad_norm`, accountant `prv` or `rdp`."""
+    """Target `epsilon` and `delta` (None: the largest power of ten strictly below
+    1/n_train), per-example clipping norm `max_grad_norm`, accountant `prv` or `rdp`.
+    `lr`, `epochs` and `batch_size` (None: the experiment's `train`) give DP-SGD a
+    recipe of its own: a high-utility DP baseline trains with a larger learning
+    rate, larger batches and fewer epochs than the non-private model.
+    An output defense fitted on the training members (`fits_on_members`) is refused
+    with a finite epsilon: its released outputs would not be covered by the DP
+    guarantee, which extends only to functions of the DP-trained model alone."""
 
     name = "dp_sgd"
     stats: ClassVar[dict[str, type]] = {
@@ -124,6 +134,9 @@ class DPSGD(Defense):
     delta: float | None = None
     max_grad_norm: float = 1.0
     accountant: str = "prv"
+    lr: float | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
 
     def __post_init__(self):
         check(self.epsilon > 0, "epsilon", f"must be > 0 (inf for no DP), got {self.epsilon}")
@@ -131,6 +144,15 @@ class DPSGD(Defense):
               f"must be in (0, 1), got {self.delta}")
         check(self.max_grad_norm > 0, "max_grad_norm", f"must be > 0, got {self.max_grad_norm}")
         check_choice(self.accountant, ACCOUNTANTS, "accountant")
+        check(self.lr is None or self.lr > 0, "lr", f"must be > 0, got {self.lr}")
+        check(self.epochs is None or self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
+        check(self.batch_size is None or self.batch_size >= 1, "batch_size",
+              f"must be >= 1, got {self.batch_size}")
+
+    def training(self, cfg: TrainConfig) -> TrainConfig:
+        changes = {k: getattr(self, k) for k in ("lr", "epochs", "batch_size")
+                   if getattr(self, k) is not None}
+        return dataclasses.replace(cfg, **changes)
 
     @property
     def private(self) -> bool:
@@ -138,8 +160,12 @@ class DPSGD(Defense):
 
     def check(self, exp, data) -> None:
         super().check(exp, data)
+        if self.private and exp.output.fits_on_members:
+            raise ConfigError("output", f"{exp.output.name} is fitted on the training members, "
+                              "so its released outputs are not covered by DP-SGD's "
+                              f"epsilon={self.epsilon:g}; use an output defense fitted on "
+                              "held-out data only (e.g. temperature) or epsilon=inf")
         if self.private:
-
             model = make_dp_compatible(build_model(exp.model, data.input_shape,
                                                    data.n_classes), exp.model.name)
             _try_per_example_gradients(model, data.input_shape, exp.model.name)

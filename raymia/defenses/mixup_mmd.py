@@ -7,7 +7,9 @@ MMD: while the train/validation accuracy gap exceeds `gap_threshold`
 maximum mean discrepancy between the softmax outputs on the (clean) training
 batch and on a class-matched batch of validation data (held out, disjoint
 from every evaluation set), with a sum of Gaussian kernels of bandwidths
-`BANDWIDTHS`.
+`BANDWIDTHS`. The validation outputs are constants (no gradient flows through
+them, as in the paper's code): the model moves its training outputs towards
+them and never trains on the validation data that gates the term.
 """
 from __future__ import annotations
 
@@ -89,7 +91,8 @@ class MixupMMDHook(Hook):
         if len(val) < 2:
             return loss
         p_train = F.softmax(model(self.clean_x), 1)
-        p_val = F.softmax(model(self.ctx.x[val]), 1)
+        with torch.no_grad():  # a fixed target: the model must not train on the validation data
+            p_val = F.softmax(model(self.ctx.x[val]), 1)
         return loss + self.cfg.mmd_weight * mmd2(p_train, p_val)
 
     def epoch_end(self, epoch, model):

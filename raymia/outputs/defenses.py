@@ -96,6 +96,9 @@ class OutputDefense(Section):
     labels_only: ClassVar[bool] = False
     #: the released label is always the model's own (label-only queries may ask the model)
     keeps_labels: ClassVar[bool] = True
+    #: fitted on the model's training members (not on held-out data only), so what it
+    #: releases is not a function of the model alone: DP-SGD refuses it (see DPSGD.check)
+    fits_on_members: ClassVar[bool] = False
 
     def fit(self, ctx: FitContext) -> Release:
         raise NotImplementedError
@@ -201,6 +204,7 @@ class Laplace(OutputDefense):
     stats: ClassVar[dict[str, type]] = {"prior_precision": float}
     needs_holdout = True
     keeps_labels = False
+    fits_on_members = True  # the posterior's Hessian is the training loss's
     method: str = "probit"
     hessian: str = "auto"
     n_samples: int = 100
@@ -248,6 +252,7 @@ class MemGuard(OutputDefense):
 
     name = "memguard"
     needs_holdout = True
+    fits_on_members = True  # the defender's classifier learns the members' outputs
     epsilon: float = 1.0
     classifier_epochs: int = 100
     max_iter: int = 300
