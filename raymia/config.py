@@ -75,6 +75,8 @@ class DataConfig(Section):
         check(self.n_classes >= 2, "n_classes", f"must be >= 2, got {self.n_classes}")
 
 
+CANARY_KINDS = ("mislabeled",)
+
 #: the smallest target training set: its audit set has twice as many examples
 MIN_MEMBERS = 10
 
@@ -86,13 +88,21 @@ class SplitConfig(Section):
     The target trains on `n_members` examples; as many non-members are drawn;
     together they form the audit set. `n_shadow_pool` extra examples, disjoint
     from the audit set, join the attacker's universe that shadow models sample
-    from; `n_validation` examples are held out for defenses that need them."""
+    from; `n_validation` examples are held out for defenses that need them.
+
+    `canaries` extra examples of kind `canary_kind` (`mislabeled`: each takes a
+    random other class) join the audit set, half of them (at random) members of
+    the target, each IN for half of the shadow models like every audit example;
+    the attacks report on them apart (eval_set `canaries`): the most
+    vulnerable samples beside the population."""
 
     section = "split"
 
     n_members: int = 150
     n_shadow_pool: int = 0
     n_validation: int = 0
+    canaries: int = 0
+    canary_kind: str = "mislabeled"
 
     def __post_init__(self):
         check_types(self)
@@ -101,6 +111,9 @@ class SplitConfig(Section):
               f"non-members; fewer give figures without meaning), got {self.n_members}")
         check(self.n_shadow_pool >= 0, "n_shadow_pool", f"must be >= 0, got {self.n_shadow_pool}")
         check(self.n_validation >= 0, "n_validation", f"must be >= 0, got {self.n_validation}")
+        check(self.canaries >= 0 and self.canaries % 2 == 0, "canaries",
+              f"must be even and >= 0 (half of them are members), got {self.canaries}")
+        check_choice(self.canary_kind, CANARY_KINDS, "canary_kind")
 
 
 @dataclass(frozen=True)
@@ -274,6 +287,8 @@ class EvaluationConfig(Section):
 
 #: Experiment fields added after the first release (see Experiment.trial_id)
 LATER_SECTIONS = ("output", "queries", "evaluation")
+#: fields added to a first-release section later: counted only where not at their default
+LATER_FIELDS = {"split": ("canaries", "canary_kind")}
 
 
 def _default_defense():
@@ -335,11 +350,17 @@ class Experiment:
     def trial_id(self) -> str:
         """Short content hash of the whole config: same config, same id. Sections
         added after schema_version 1 (`output`, `queries`, `evaluation`) count only when they
-        differ from their defaults, so earlier trials keep their ids."""
+        differ from their defaults, so earlier trials keep their ids; so do the
+        fields of LATER_FIELDS."""
         tree = self.to_dict()
         for name in LATER_SECTIONS:
             if tree[name] == to_dict(Experiment.__dataclass_fields__[name].default_factory()):
                 del tree[name]
+        for name, later in LATER_FIELDS.items():
+            default = to_dict(Experiment.__dataclass_fields__[name].default_factory())
+            for key in later:
+                if tree[name][key] == default[key]:
+                    del tree[name][key]
         blob = json.dumps(tree, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 
@@ -500,11 +521,13 @@ class Sweep:
     """A sweep file's `sweep`: a base experiment, a space over dotted config
     paths (plain values or Ray Tune search-space primitives such as
     `tune.grid_search([...])`), and the seeds every configuration runs with.
-    `num_samples` draws that many configurations from random domains."""
+    `num_samples` draws that many configurations from random domains. A list
+    of such dicts is the union of their spaces (e.g. output defenses on one
+    grid, DP-SGD without them on another)."""
 
     name: str
     base: Experiment = field(default_factory=Experiment)
-    space: dict = field(default_factory=dict)
+    space: dict | list = field(default_factory=dict)
     seeds: tuple[int, ...] = (0,)
     num_samples: int = 1
     resources: Resources = field(default_factory=Resources)
@@ -512,13 +535,22 @@ class Sweep:
     write_signals: bool = True
     cache_models: bool = True  # reuse trained models from <results>/models (raymia.train.cache)
 
+    @property
+    def spaces(self) -> list[dict]:
+        """The space as a list of dicts (their union)."""
+        return self.space if isinstance(self.space, list) else [self.space]
+
     def __post_init__(self):
         check(isinstance(self.name, str) and self.name.replace("_", "").replace("-", "").isalnum(),
               "sweep.name", f"must be letters, digits, '-' or '_', got {self.name!r}")
         check(isinstance(self.base, Experiment), "sweep.base", "must be a raymia.Experiment")
-        check(isinstance(self.space, dict) and all(isinstance(k, str) for k in self.space),
-              "sweep.space", "must be a dict keyed by dotted config paths")
-        check("seed" not in self.space, "sweep.space.seed", "give seeds with Sweep(seeds=...)")
+        check(isinstance(self.space, (dict, list)) and len(self.spaces) > 0
+              and all(isinstance(space, dict) and all(isinstance(k, str) for k in space)
+                      for space in self.spaces),
+              "sweep.space", "must be a dict keyed by dotted config paths, or a non-empty "
+                             "list of such dicts")
+        check(all("seed" not in space for space in self.spaces), "sweep.space.seed",
+              "give seeds with Sweep(seeds=...)")
         check(len(self.seeds) > 0, "sweep.seeds", "must hold at least one seed")
         check(len(set(self.seeds)) == len(self.seeds), "sweep.seeds",
               f"names a seed twice: {self.seeds}")

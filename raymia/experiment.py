@@ -30,6 +30,7 @@ from raymia.choice import CRITERION, choose, rehearse
 from raymia.audit import ORIGINAL, boundary_distances, boundary_jobs, ood_inputs, original_inputs
 from raymia.config import Experiment, flatten
 from raymia.data import Dataset
+from raymia.data.canaries import CANARIES, Relabel, relabel, relabeled
 from raymia.data.splits import Splits, make_splits
 from raymia.defenses import NoDefense, defense_fields
 from raymia.outputs import NoOutput, output_fields
@@ -48,7 +49,7 @@ class Executor(Protocol):
 
 
 def make_jobs(exp: Experiment, splits: Splits, cache_dir: str | None = None,
-              kind: str = "image") -> list[TrainJob]:
+              kind: str = "image", relabel: Relabel | None = None) -> list[TrainJob]:
     """The target's job, then the shadow models in jobs of `models_per_job`.
     Shadow seeds depend on the root seed only, not on the defense. The target's
     held-out data is the validation split; the shadow models' is the
@@ -56,14 +57,16 @@ def make_jobs(exp: Experiment, splits: Splits, cache_dir: str | None = None,
     With `cache_dir`, jobs load models already trained there instead of training them.
     Every model also answers the trial's extra queries (raymia.queries) for data
     of `kind`: the shadow models on the universe, where their thresholds are
-    fitted, the target on the audit set, all the attacks ask of it."""
+    fitted, the target on the audit set, all the attacks ask of it. Every model
+    trains with the canaries' labels `relabel`."""
     universe = splits.universe
     extra = query_sets(exp, kind, universe, splits.nonmembers)
     answered = np.zeros(0, np.int64) if fans_out(exp, cache_dir, len(universe)) else universe
     target = TrainJob("target", 0, (splits.members,), (derive_seed(exp.seed, "target"),),
                       exp.model, exp.train, exp.defense, answered, (splits.validation,),
                       cache_dir=cache_dir, output=exp.output,
-                      query_sets=query_sets(exp, kind, splits.audit, splits.nonmembers))
+                      query_sets=query_sets(exp, kind, splits.audit, splits.nonmembers),
+                      relabel=relabel)
     like_target = exp.shadows.train == "like_target"
     shadow_defense = exp.defense if like_target and exp.defense.applies_to_shadows else NoDefense()
     shadow_output = exp.output if like_target and exp.output.applies_to_shadows else NoOutput()
@@ -75,7 +78,8 @@ def make_jobs(exp: Experiment, splits: Splits, cache_dir: str | None = None,
         jobs.append(TrainJob("shadow", first, tuple(universe[splits.keep[m]] for m in ids),
                              tuple(derive_seed(exp.seed, "shadow", m) for m in ids),
                              exp.model, exp.train, shadow_defense, universe, holdouts,
-                             cache_dir=cache_dir, output=shadow_output, query_sets=extra))
+                             cache_dir=cache_dir, output=shadow_output, query_sets=extra,
+                             relabel=relabel))
     return jobs
 
 
@@ -95,18 +99,18 @@ def _answer_in_chunks(exp: Experiment, target_job: TrainJob, universe: np.ndarra
 
 
 def _attack_rows(outputs, inputs, is_member, sample_ids, ids: dict, exp: Experiment,
-                 rehearsal: dict, chosen: tuple[str, str] | None):
-    """The `attacks` rows and `scores` parts of one evaluation set: every attack
-    variant, then the attacker's choice (the chosen variant's scores again)."""
+                 rehearsal: dict, chosen: tuple[str, str] | None, subset: np.ndarray):
+    """The `attacks` rows and `scores` parts of one evaluation set, the audit
+    positions `subset` of the attacks' `outputs`: every attack variant, then
+    the attacker's choice (the chosen variant's scores again)."""
     prediction_score = max_prob(inputs.target_logits)
     rows, parts = [], []
-    everyone = np.ones(len(is_member), bool)
     ev = exp.evaluation
     # no attack could be rehearsed (e.g. only the adaptive attack): the first one the
     # experiment names stands, chosen by the user's order, not by evaluation labels
     picked = [out for out in outputs if (out.attack, out.variant) == chosen] or outputs[:1]
     for out, name in [(o, None) for o in outputs] + [(o, "attacker_choice") for o in picked]:
-        on = everyone if out.evaluated is None else out.evaluated
+        on = subset if out.evaluated is None else out.evaluated & subset
         member = is_member[on]
         scores = out.scores[on].astype(np.float32)  # stored as float32: metrics use these
         names = {**ids, "attack": name or out.attack,
@@ -145,6 +149,34 @@ def _span(results: list[JobResult]) -> float:
     return max(r.finished_at for r in results) - min(r.started_at for r in results)
 
 
+def _train(exp: Experiment, jobs: list[TrainJob], theirs: list[TrainJob], executor: Executor):
+    """Train the target and shadow `jobs` and the adaptive attacker's jobs `theirs`.
+
+    A job whose defense has stages (SELENA) becomes its first-stage jobs, run
+    with every other job at once, then one job per model, run together.
+    Returns (the jobs that trained the models, their results: the target's
+    first, then the shadow models in order; the first-stage results; theirs)."""
+    staged = [job.defense.stages(exp, job) for job in jobs]
+    first = [j for st in staged if st is not None for j in st.jobs]
+    direct = [job for job, st in zip(jobs, staged) if st is None]
+    done = executor.run(first + theirs + direct)
+    first_done, theirs_done = done[:len(first)], done[len(first):len(first) + len(theirs)]
+    direct_done = iter(done[len(first) + len(theirs):])
+    second, start = [], 0
+    for st in staged:
+        if st is not None:
+            second.append(st.finish(first_done[start:start + len(st.jobs)]))
+            start += len(st.jobs)
+    second_jobs = [j for js in second for j in js]
+    second_done = iter(executor.run(second_jobs) if second_jobs else [])
+    planned, trained, seconds = [], [], iter(second)
+    for st, job in zip(staged, jobs):
+        own = [job] if st is None else next(seconds)
+        planned += own
+        trained += [next(direct_done if st is None else second_done) for _ in own]
+    return planned, trained, first_done, theirs_done
+
+
 def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "",
               node: str = "", write_signals: bool = True,
               cache_dir: str | None = None) -> dict[str, pd.DataFrame]:
@@ -153,20 +185,15 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
     started = datetime.now(timezone.utc)
     t0 = time.time()
     splits = make_splits(len(data), exp.split, exp.shadows.n_models, exp.seed, exp.data.name)
-    jobs = make_jobs(exp, splits, cache_dir, data.kind)
+    change = relabel(splits.canaries, data.y, data.n_classes, exp.split.canary_kind, exp.seed)
+    data = relabeled(data, change)
+    jobs = make_jobs(exp, splits, cache_dir, data.kind, change)
     attacker = Attacker(exp, splits, jobs[0]) if needs_stage(exp, "adaptive") else None
     theirs = attacker.jobs if attacker else []  # the adaptive attacker's Split-AI
     if attacker:
         jobs[0] = dataclasses.replace(jobs[0], query_sets=jobs[0].query_sets + (
             reference_query(splits),))
-    plan = exp.defense.target_plan(exp, splits, data, jobs[0])
-    own = plan.jobs if plan else []  # the target's own first-stage jobs (SELENA's submodels)
-    done = executor.run(own + theirs + (jobs[1:] if plan else jobs))
-    own_done, theirs_done = done[:len(own)], done[len(own):len(own) + len(theirs)]
-    results = done[len(own) + len(theirs):]  # the target (unless planned), then the shadows
-    if plan:
-        jobs[0] = plan.finish(own_done)
-        results = executor.run(jobs[:1]) + results
+    jobs, results, own_done, theirs_done = _train(exp, jobs, theirs, executor)
     extra = {}
     if attacker:
         extra["selena_adaptive"] = attacker.signals(data, theirs_done, results[0])
@@ -188,7 +215,7 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
 
     universe = splits.universe
     labels_u = data.y[universe]  # (n_universe,)
-    n_audit, n_members = 2 * len(splits.members), len(splits.members)
+    n_members = len(splits.members)
     target_u = target.logits[0]  # (n_universe, C)
     shadow_u = np.concatenate([r.logits for r in shadows])  # (n_shadow, n_universe, C)
 
@@ -196,28 +223,34 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
     inputs = original_inputs(splits, labels_u, target, shadows, boundary, extra)
     key = {"sweep": sweep, "trial_id": exp.trial_id}
     attack_rows, score_parts = [], []
-    eval_sets = [(ORIGINAL, inputs, splits.audit)]
-    eval_sets += [(name, ood_inputs(exp, data, splits, inputs, target, shadows, name,
-                                    ood_boundary.get(ood_name(name))),
-                   np.concatenate([splits.members, splits.nonmembers]))
+    canary = splits.audit_is_canary  # the population is every other audit example
+    original = [(ORIGINAL, ~canary)] + ([(CANARIES, canary)] if canary.any() else [])
+    eval_sets = [(inputs, original)]
+    eval_sets += [(ood_inputs(exp, data, splits, inputs, target, shadows, name,
+                              ood_boundary.get(ood_name(name))), [(name, ~canary)])
                   for name in exp.queries.eval_sets]
     is_member = splits.audit_is_member
     rehearsal = rehearse(exp.attacks, inputs, exp.reference, exp.evaluation.choice_rounds)
     chosen = choose(rehearsal)
-    for eval_set, attack_inputs, sample_ids in eval_sets:
-        rows, parts = _attack_rows(run_attacks(exp.attacks, attack_inputs, exp.reference),
-                                   attack_inputs, is_member, sample_ids,
-                                   {**key, "eval_set": eval_set}, exp, rehearsal, chosen)
-        attack_rows += rows
-        score_parts += parts
+    for attack_inputs, subsets in eval_sets:
+        outputs = run_attacks(exp.attacks, attack_inputs, exp.reference)
+        for eval_set, subset in subsets:
+            rows, parts = _attack_rows(outputs, attack_inputs, is_member, splits.audit,
+                                       {**key, "eval_set": eval_set}, exp, rehearsal, chosen,
+                                       subset)
+            attack_rows += rows
+            score_parts += parts
     attack_s = time.time() - t_attack
 
-    audit_logits, audit_labels = inputs.target_logits, inputs.labels
+    # utility on the population: a mislabeled canary is right only where memorised
+    audit_logits, audit_labels = inputs.target_logits[~canary], inputs.labels[~canary]
+    n_pop = int((~canary[:n_members]).sum())
     metrics = {
-        "train_acc": accuracy(audit_logits[:n_members], audit_labels[:n_members]),
-        "test_acc": accuracy(audit_logits[n_members:], audit_labels[n_members:]),
-        "ece": ece(audit_logits[n_members:], audit_labels[n_members:]),
-        "n_members": n_members, "n_nonmembers": n_audit - n_members,
+        "train_acc": accuracy(audit_logits[:n_pop], audit_labels[:n_pop]),
+        "test_acc": accuracy(audit_logits[n_pop:], audit_labels[n_pop:]),
+        "ece": ece(audit_logits[n_pop:], audit_labels[n_pop:]),
+        "n_members": n_pop, "n_nonmembers": len(audit_labels) - n_pop,
+        "n_canaries": int(canary.sum()),
         "n_shadow_models": exp.shadows.n_models,
         "epochs_run": int(target.epochs_run[0]), **target.stats[0],
         "train_s": target.finished_at - target.started_at, "shadow_s": _span(shadows),
@@ -279,7 +312,7 @@ def trial_row(exp: Experiment, sweep: str, status: str, error: str, started: dat
         "finished_at": datetime.now(timezone.utc),
     }
     for name in ("train_acc", "test_acc", "gap", "ece", "epsilon_lower_bound", "n_members",
-                 "n_nonmembers", "n_shadow_models", "train_s", "shadow_s", "attack_s", "models_trained",
+                 "n_nonmembers", "n_canaries", "n_shadow_models", "train_s", "shadow_s", "attack_s", "models_trained",
                  "models_cached", "job_nodes", *training_stats()):
         row[name] = metrics.get(name)
     return pd.DataFrame([row])

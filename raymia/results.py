@@ -86,8 +86,8 @@ def trials_schema() -> pa.Schema:
     config = [(k, t) for k, t in config_columns().items() if k != "seed"]
     tail = [("config_json", STR), ("train_acc", F64), ("test_acc", F64), ("gap", F64),
             ("ece", F64), ("epsilon_lower_bound", F64), *training_stats().items(), ("n_members", I64),
-            ("n_nonmembers", I64), ("n_shadow_models", I64), ("wall_s", F64), ("train_s", F64),
-            ("shadow_s", F64), ("attack_s", F64), ("models_trained", I64),
+            ("n_nonmembers", I64), ("n_canaries", I64), ("n_shadow_models", I64), ("wall_s", F64),
+            ("train_s", F64), ("shadow_s", F64), ("attack_s", F64), ("models_trained", I64),
             ("models_cached", I64), ("node", STR), ("job_nodes", STR), ("raymia_version", STR),
             ("torch_version", STR), ("ray_version", STR), ("started_at", TIME),
             ("finished_at", TIME)]

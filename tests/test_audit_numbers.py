@@ -216,6 +216,7 @@ def test_without_a_rehearsable_attack_the_first_named_one_stands():
                AttackOutput("b", "y", gen.normal(size=40), 0.0)]
     rows, _ = _attack_rows(outputs, inputs, member, np.arange(40),
                            {"sweep": "s", "trial_id": "t", "eval_set": "original"},
-                           tiny_experiment(evaluation=EvaluationConfig(n_resamples=100)), {}, None)
+                           tiny_experiment(evaluation=EvaluationConfig(n_resamples=100)), {}, None,
+                           np.ones(40, bool))
     chosen = [r for r in rows if r["attack"] == "attacker_choice"]
     assert len(chosen) == 1 and chosen[0]["variant"] == "a/x" and chosen[0]["rehearsal_rounds"] == 0

@@ -146,3 +146,23 @@ def test_a_defense_field_swept_without_its_defense_says_which_defense_has_it():
                                           r"has no fields; weight_decay belongs to l2: set "
                                           r"defense to one of them"):
         expand(Sweep("s", space={"defense.weight_decay": tune.grid_search([0.1])}))
+
+
+def test_a_list_of_spaces_is_their_union():
+    from ray import tune
+
+    from raymia import MemGuard, NoOutput
+    from raymia.execution.plan import draws, expand
+
+    sweep = Sweep("s", space=[
+        {"output": tune.grid_search([NoOutput(), MemGuard()])},
+        {"defense": tune.grid_search([DPSGD(epsilon=8.0), DPSGD(epsilon=64.0)])},
+    ], seeds=(0, 1))
+    trials = expand(sweep)
+    assert draws(sweep) == len(trials) == 8  # (2 + 2) configurations x 2 seeds
+    pairs = {(e.defense.name, e.output.name) for e in trials}
+    assert pairs == {("none", "none"), ("none", "memguard"), ("dp_sgd", "none")}  # no crossing
+    with pytest.raises(ConfigError, match=r"^sweep.space: must be a dict .* or a non-empty list"):
+        Sweep("s", space=[])
+    with pytest.raises(ConfigError, match=r"^sweep.space.seed"):
+        Sweep("s", space=[{}, {"seed": 1}])

@@ -51,9 +51,10 @@ def test_selena_with_every_output_defense_on_ray(outputs):
     assert (trials.status == "ok").all() and (trials.defense == "selena").all()
     assert set(trials["output.name"]) == {"top_k", "rounding", "temperature", "memguard",
                                           "laplace"}
-    # the first trial trains 3 submodels, the target, 4 shadows and the attacker's 3
-    # submodels; the others reuse all of them from the cache
-    assert trials.models_trained.sum() == 11
+    # the first trial trains 3 submodels and the target, as many for each of the 4
+    # shadow models (like_target), and the attacker's 3 submodels; the others reuse
+    # all of them from the cache
+    assert trials.models_trained.sum() == 4 + 4 * 4 + 3
     attacks = outputs["attacks"]
     assert set(attacks.eval_set) == {"original", "scaled"}
     assert set(attacks[attacks.attack == "selena_adaptive"].eval_set) == {"original", "scaled"}

@@ -28,8 +28,9 @@ def tables(digits, tmp_path_factory):
 
 def test_a_selena_trial_trains_submodels_distils_and_is_attacked(tables):
     trial = tables["trials"].iloc[0]
-    # 4 submodels + the distilled target + 4 shadows + the attacker's 4 submodels
-    assert trial.models_trained == 13 and trial["defense.K"] == 4 and trial["defense.L"] == 2
+    # 4 submodels + the distilled target, as many for each of the 4 shadow models
+    # (like_target), and the attacker's 4 submodels
+    assert trial.models_trained == 5 + 4 * 5 + 4 and trial["defense.K"] == 4 and trial["defense.L"] == 2
     assert 0 <= trial.best_epoch < 15 and trial.test_acc > 0.1  # chosen on validation data
     attacks = tables["attacks"][tables["attacks"].eval_set == "original"]
     adaptive = attacks[attacks.attack == "selena_adaptive"]
@@ -61,10 +62,10 @@ def test_the_distilled_model_trains_on_split_ai_soft_labels(digits):
     exp = selena_experiment()
     splits = make_splits(len(digits), exp.split, exp.shadows.n_models, exp.seed)
     jobs = make_jobs(exp, splits)
-    plan = exp.defense.target_plan(exp, splits, digits, jobs[0])
+    plan = exp.defense.stages(exp, jobs[0])
     assert [j.role for j in plan.jobs] == ["selena_submodel"] * 2
     first = InProcessExecutor(digits).run(plan.jobs)
-    target = plan.finish(first)
+    [target] = plan.finish(first)
     soft = target.defense.targets
     assert soft.shape == (60, 10) and np.allclose(soft.sum(1), 1, atol=1e-5)
     # each member's soft label averages exactly the L = 2 submodels that left it out
@@ -117,7 +118,7 @@ def test_submodel_jobs_run_at_the_same_time_on_ray(ray_session, digits):
     exp = tiny_experiment(split=SPLIT, defense=Selena(K=4, L=2),
                           shadows=ShadowConfig(n_models=4, models_per_job=1))
     splits = make_splits(len(digits), exp.split, exp.shadows.n_models, exp.seed)
-    plan = exp.defense.target_plan(exp, splits, digits, make_jobs(exp, splits)[0])
+    plan = exp.defense.stages(exp, make_jobs(exp, splits)[0])
     executor = RayExecutor(ray.put(digits), Resources(parallel_jobs=2))
     try:
         # both workers up first: a worker process still starting would leave
@@ -155,3 +156,34 @@ def test_an_adaptive_split_ai_without_enough_known_members_fails_early():
     with pytest.raises(ConfigError, match="attacks: selena_adaptive's Split-AI"):
         tiny_experiment(split=SplitConfig(n_members=10, n_validation=10),
                         defense=Selena(K=25, L=22), attacks=("selena_adaptive",))
+
+
+def test_like_target_shadow_models_are_each_distilled_from_their_own_split_ai(digits):
+    from raymia.selena.defense import Distillation
+
+    exp = selena_experiment(shadows=ShadowConfig(n_models=4, models_per_job=2))
+    splits = make_splits(len(digits), exp.split, exp.shadows.n_models, exp.seed)
+    job = make_jobs(exp, splits)[1]  # shadow models 0 and 1
+    assert isinstance(job.defense, Selena)
+    plan = job.defense.stages(exp, job)
+    assert len(plan.jobs) == 2 * 2  # K = 4 submodels per shadow model, 2 per job
+    assert {j.role for j in plan.jobs} == {"selena_shadow_submodel"}
+    for m, subs in enumerate((plan.jobs[:2], plan.jobs[2:])):
+        members = set(job.train_indices[m])
+        for train_idx in sum([list(j.train_indices) for j in subs], []):
+            assert set(train_idx) < members  # each leaves out some of its shadow's members
+    first = InProcessExecutor(digits).run(plan.jobs)
+    distilled = plan.finish(first)
+    assert [j.first_index for j in distilled] == [0, 1]
+    for m, j in enumerate(distilled):
+        assert isinstance(j.defense, Distillation) and j.seeds == (job.seeds[m],)
+        np.testing.assert_array_equal(j.train_indices[0], job.train_indices[m])
+        np.testing.assert_array_equal(j.holdout_indices[0], splits.shadow_holdout)
+    assert distilled[0].defense.targets_sha256 != distilled[1].defense.targets_sha256
+
+
+def test_undefended_shadow_models_train_once_each(digits):
+    exp = tiny_experiment(split=SPLIT, defense=Selena(K=4, L=2), attacks=("loss",),
+                          shadows=ShadowConfig(n_models=4, train="undefended"))
+    trial = run_trial(exp, digits, InProcessExecutor(digits))["trials"].iloc[0]
+    assert trial.models_trained == 4 + 1 + 4  # the target's Split-AI and distillation, 4 shadows

@@ -14,10 +14,16 @@ by at most one). Without a shadow pool that is LiRA's design, every column IN
 for exactly half of the models; with one, each column is IN for about
 n_shadow * n_members / n_universe of them, and at least one and never all, so
 every audit example has IN and OUT shadow models.
+
+Canaries (`split.canaries`, drawn after the five sets) join the audit set:
+half of them, at random, after the members, the other half after the
+non-members, so the target trains on `n_members + canaries / 2` examples and
+every shadow model on as many. Their labels are changed (raymia.data.canaries)
+in every model's training data and in the attacks' labels alike.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -33,10 +39,17 @@ class Splits:
     validation: np.ndarray  # (n_validation,)
     shadow_holdout: np.ndarray  # (n_validation,)
     keep: np.ndarray  # (n_shadow, n_universe) bool
+    canaries: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (k,) ids,
+    # the members' half first
+
+    @property
+    def audit_is_canary(self) -> np.ndarray:
+        """(2 * len(members),) bool: which audit positions hold canaries."""
+        return np.isin(self.audit, self.canaries)
 
     @property
     def audit(self) -> np.ndarray:
-        """Members then non-members: (2 * n_members,)."""
+        """Members then non-members: (2 * len(members),)."""
         return np.concatenate([self.members, self.nonmembers])
 
     @property
@@ -53,22 +66,30 @@ def make_splits(n_examples: int, cfg: SplitConfig, n_shadow: int, seed: int,
                 dataset: str = "the dataset") -> Splits:
     """Draw the splits; asking for more examples than exist is a ConfigError."""
     sizes = [cfg.n_members, cfg.n_members, cfg.n_shadow_pool, cfg.n_validation, cfg.n_validation]
-    if sum(sizes) > n_examples:
-        raise ConfigError("split", f"needs {sum(sizes)} examples ({cfg.n_members} members, as many "
-                          f"non-members, {cfg.n_shadow_pool} shadow pool, {cfg.n_validation} "
-                          f"validation and as many held out for shadow models) but {dataset} "
-                          f"holds {n_examples}")
+    if sum(sizes) + cfg.canaries > n_examples:
+        canaries = f", {cfg.canaries} canaries" if cfg.canaries else ""
+        raise ConfigError("split", f"needs {sum(sizes) + cfg.canaries} examples ({cfg.n_members} "
+                          f"members, as many non-members, {cfg.n_shadow_pool} shadow pool, "
+                          f"{cfg.n_validation} validation and as many held out for shadow "
+                          f"models{canaries}) but {dataset} holds {n_examples}")
     if n_shadow < 2 or n_shadow % 2:
         raise ConfigError("shadows.n_models", f"must be even and >= 2, got {n_shadow}")
     order = rng(seed, "splits").permutation(n_examples).astype(np.int64)
-    members, nonmembers, pool, validation, shadow_holdout, _ = np.split(order, np.cumsum(sizes))
-    n_universe = 2 * cfg.n_members + cfg.n_shadow_pool
-    if n_shadow * cfg.n_members < n_universe:
-        raise ConfigError("shadows.n_models", f"{n_shadow} shadow models of {cfg.n_members} "
+    members, nonmembers, pool, validation, shadow_holdout, rest = np.split(order, np.cumsum(sizes))
+    canaries = rest[:cfg.canaries]
+    if len(canaries):
+        half = rng(seed, "canaries").permutation(len(canaries)) < len(canaries) // 2
+        canaries = np.concatenate([canaries[half], canaries[~half]])
+        members = np.concatenate([members, canaries[:len(canaries) // 2]])
+        nonmembers = np.concatenate([nonmembers, canaries[len(canaries) // 2:]])
+    n_train = len(members)
+    n_universe = 2 * n_train + cfg.n_shadow_pool
+    if n_shadow * n_train < n_universe:
+        raise ConfigError("shadows.n_models", f"{n_shadow} shadow models of {n_train} "
                           f"examples each cannot train on every one of the {n_universe} universe "
-                          f"examples; use at least {-(-n_universe // cfg.n_members)}")
-    keep = balanced_keep(n_shadow, n_universe, cfg.n_members, rng(seed, "keep"))
-    return Splits(members, nonmembers, pool, validation, shadow_holdout, keep)
+                          f"examples; use at least {-(-n_universe // n_train)}")
+    keep = balanced_keep(n_shadow, n_universe, n_train, rng(seed, "keep"))
+    return Splits(members, nonmembers, pool, validation, shadow_holdout, keep, canaries)
 
 
 def balanced_keep(n_models: int, n_columns: int, row_size: int,

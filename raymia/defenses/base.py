@@ -33,9 +33,10 @@ class Defense(Section):
         """Hooks for one model's training (context: raymia.train.hooks.HookContext)."""
         return []
 
-    def target_plan(self, exp, splits, data, target_job):
-        """None: the target is `target_job`. A defense whose target needs jobs of its
-        own first (SELENA) returns a plan (see raymia.selena.defense.TargetPlan)."""
+    def stages(self, exp, job):
+        """None: `job` trains its models with this defense. A defense whose models
+        need jobs of their own first (SELENA's submodels) returns them and how
+        their results become the models' jobs (raymia.selena.defense.Stages)."""
         return None
 
     def check(self, exp, data) -> None:

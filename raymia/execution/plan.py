@@ -29,20 +29,32 @@ def _is_grid(value) -> bool:
 
 
 def expand(sweep: Sweep) -> list[Experiment]:
-    """Every distinct trial of the sweep, in a stable order."""
-    paths = sorted(sweep.space, key=lambda p: (p.count("."), p))  # parents before children
-    grid_paths = [p for p in paths if _is_grid(sweep.space[p])]
-    for p in grid_paths:
-        if not isinstance(sweep.space[p]["grid_search"], (list, tuple)) or not sweep.space[p]["grid_search"]:
-            raise ConfigError(f"sweep.space.{p}", "grid_search needs a non-empty list")
+    """Every distinct trial of the sweep, in a stable order (each space of a
+    list in turn)."""
     gen = np.random.default_rng(derive_seed(0, f"sweep/{sweep.name}"))
     base = sweep.base.to_dict()
     trials: dict[str, Experiment] = {}
+    for space in sweep.spaces:
+        _expand(sweep, space, base, gen, trials)
+    attacks = {name for exp in trials.values() for name in exp.attacks}
+    paths = {p for space in sweep.spaces for p in space}
+    for path, readers in unread_fields(sorted(paths), attacks).items():
+        raise ConfigError(f"sweep.space.{path}", f"no attack of this sweep reads it; "
+                                                 f"{', '.join(readers)} would")
+    return list(trials.values())
+
+
+def _expand(sweep: Sweep, space: dict, base: dict, gen, trials: dict) -> None:
+    paths = sorted(space, key=lambda p: (p.count("."), p))  # parents before children
+    grid_paths = [p for p in paths if _is_grid(space[p])]
+    for p in grid_paths:
+        if not isinstance(space[p]["grid_search"], (list, tuple)) or not space[p]["grid_search"]:
+            raise ConfigError(f"sweep.space.{p}", "grid_search needs a non-empty list")
     for _ in range(sweep.num_samples):
-        drawn = {p: sweep.space[p].sample(random_state=gen) for p in paths
-                 if isinstance(sweep.space[p], Domain)}
-        for combo in itertools.product(*(sweep.space[p]["grid_search"] for p in grid_paths)):
-            values = {**{p: sweep.space[p] for p in paths}, **drawn, **dict(zip(grid_paths, combo))}
+        drawn = {p: space[p].sample(random_state=gen) for p in paths
+                 if isinstance(space[p], Domain)}
+        for combo in itertools.product(*(space[p]["grid_search"] for p in grid_paths)):
+            values = {**{p: space[p] for p in paths}, **drawn, **dict(zip(grid_paths, combo))}
             for seed in sweep.seeds:
                 tree = copy.deepcopy(base)
                 tree["seed"] = seed
@@ -50,18 +62,14 @@ def expand(sweep: Sweep) -> list[Experiment]:
                     _set(tree, p, values[p])
                 exp = _build(tree, values)
                 trials.setdefault(exp.trial_id, exp)
-    attacks = {name for exp in trials.values() for name in exp.attacks}
-    for path, readers in unread_fields(paths, attacks).items():
-        raise ConfigError(f"sweep.space.{path}", f"no attack of this sweep reads it; "
-                                                 f"{', '.join(readers)} would")
-    return list(trials.values())
 
 
 def draws(sweep: Sweep) -> int:
     """How many configurations `expand` draws before repeats collapse:
-    samples x grid points x seeds."""
-    grid = [len(v["grid_search"]) for v in sweep.space.values() if _is_grid(v)]
-    return sweep.num_samples * math.prod(grid) * len(sweep.seeds)
+    samples x grid points x seeds, summed over the spaces."""
+    return sum(sweep.num_samples * math.prod(len(v["grid_search"]) for v in space.values()
+                                             if _is_grid(v)) * len(sweep.seeds)
+               for space in sweep.spaces)
 
 
 def _set(tree: dict, path: str, value) -> None:

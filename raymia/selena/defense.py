@@ -1,16 +1,17 @@
 """SELENA as a defense config: Split-AI's K submodels as parallel training jobs,
 then self-distillation into the released model (mechanisms: defenses/selena.py).
 
-A SELENA target is planned in two stages (`Selena.target_plan`):
+Every model trained with SELENA is planned in two stages (`Selena.stages`):
   1. K submodel jobs (`shadows.models_per_job` submodels each), run together
-     with the attacker's shadow jobs on the executor's workers;
+     with every other first-stage job on the executor's workers;
   2. one distillation job: a fresh model of the same architecture trained on
-     the members with the Split-AI probabilities as soft labels, its epoch
-     chosen on the validation split; it is the target every attack queries.
-The attacker's ordinary shadow models train undefended (`applies_to_shadows`
-is False: K + 1 trainings per shadow would dominate a sweep); the adaptive
-attack (raymia.selena.attack, its jobs in raymia.selena.attacker) is the
-defense-aware attacker.
+     its members with the Split-AI probabilities as soft labels, its epoch
+     chosen on its held-out data (the validation split for the target).
+The target is such a model, and so is each of the attacker's shadow models
+when they train `like_target` (the default): K + 1 trainings per shadow
+model, all of a stage in parallel on Ray. The adaptive attack
+(raymia.selena.attack, its jobs in raymia.selena.attacker) is the attacker
+of the paper, who knows half of the members.
 """
 from __future__ import annotations
 
@@ -43,7 +44,6 @@ class Selena(Defense):
 
     name = "selena"
     stats: ClassVar[dict[str, type]] = {"best_epoch": int}  # its distillation stops early
-    applies_to_shadows = False
     needs_holdout = True
     K: int = 25
     L: int = 10
@@ -60,8 +60,8 @@ class Selena(Defense):
         check(n * (self.K - self.L) >= self.K, "defense.K",
               f"{self.K} submodels leaving out {self.L} each get too few of {n} members")
 
-    def target_plan(self, exp, splits, data, target_job) -> TargetPlan:
-        return plan(self, exp, splits, data, target_job)
+    def stages(self, exp, job) -> Stages:
+        return stages(self, exp, job)
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,11 +114,12 @@ class SoftLabels(Hook):
 
 
 @dataclass
-class TargetPlan:
-    """First-stage jobs, and how their results become the target's job."""
+class Stages:
+    """First-stage jobs, and how their results become the jobs that train the
+    planned job's models (one job per model, in the planned job's order)."""
 
     jobs: list
-    finish: Callable[[list], object]  # first-stage results -> the target's TrainJob
+    finish: Callable[[list], list]  # first-stage results -> TrainJobs
 
 
 def submodel_jobs(K: int, template, members, excluded, role: str, seed: int,
@@ -137,20 +138,32 @@ def submodel_jobs(K: int, template, members, excluded, role: str, seed: int,
     return jobs
 
 
-def plan(defense: Selena, exp, splits, data, target_job) -> TargetPlan:
-    members = splits.members
-    excluded = selena.split_assignment(len(members), defense.K, defense.L,
-                                       derive_seed(exp.seed, "selena/assignment"))
-    jobs = submodel_jobs(defense.K, target_job, members, excluded, "selena_submodel", exp.seed,
-                         exp.shadows.models_per_job, members)
+def stages(defense: Selena, exp, job) -> Stages:
+    """Split-AI then distillation for each model of `job` (the target's, or a
+    job of shadow models). The target's draws derive from the trial's seed, a
+    shadow model's from its own."""
+    models = []  # (members, excluded, its submodel jobs) per model of the job
+    for i, (members, seed) in enumerate(zip(job.train_indices, job.seeds)):
+        root = exp.seed if job.role == "target" else seed
+        excluded = selena.split_assignment(len(members), defense.K, defense.L,
+                                           derive_seed(root, "selena/assignment"))
+        role = "selena_submodel" if job.role == "target" else f"selena_{job.role}_submodel"
+        models.append((members, excluded, submodel_jobs(
+            defense.K, job, members, excluded, role, root, exp.shadows.models_per_job, members)))
+    train = job.train
+    if defense.distill_epochs is not None:
+        train = dataclasses.replace(train, epochs=defense.distill_epochs)
 
     def finish(results):
-        sub = np.concatenate([r.logits for r in results])  # (K, n_members, C)
-        targets = selena.distillation_targets(sub, excluded)
-        train = target_job.train
-        if defense.distill_epochs is not None:
-            train = dataclasses.replace(train, epochs=defense.distill_epochs)
-        return dataclasses.replace(target_job, train=train,
-                                   defense=Distillation.of(members, targets))
+        out, start = [], 0
+        for i, (members, excluded, subs) in enumerate(models):
+            sub = np.concatenate([r.logits for r in results[start:start + len(subs)]])  # (K, n, C)
+            start += len(subs)
+            targets = selena.distillation_targets(sub, excluded)
+            out.append(dataclasses.replace(
+                job, first_index=job.first_index + i, train_indices=(members,),
+                seeds=(job.seeds[i],), train=train, defense=Distillation.of(members, targets),
+                holdout_indices=job.holdout_indices[i:i + 1]))
+        return out
 
-    return TargetPlan(jobs, finish)
+    return Stages([j for _, _, subs in models for j in subs], finish)

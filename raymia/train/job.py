@@ -14,6 +14,7 @@ import torch
 from raymia.attacks.boundary import boundary_distance
 from raymia.config import ModelConfig, TrainConfig
 from raymia.data import Dataset
+from raymia.data.canaries import Relabel
 from raymia.defenses.none import NoDefense
 from raymia.outputs.release import as_logits
 from raymia.outputs.defenses import FitContext, NoOutput
@@ -71,6 +72,7 @@ class TrainJob:
     output: object = None
     query_sets: tuple[QuerySet, ...] = ()
     boundary: BoundaryQuery | None = None
+    relabel: Relabel | None = None  # the canaries' labels (raymia.data.canaries)
 
     def __post_init__(self):
         assert len(self.train_indices) == len(self.seeds) > 0
@@ -108,6 +110,12 @@ def run_job(job: TrainJob, data: Dataset, node: str | None = None) -> JobResult:
     with warnings.catch_warnings():  # arrays from the object store are read-only; never written
         warnings.simplefilter("ignore", UserWarning)
         x, y = torch.from_numpy(data.x).to(device), torch.from_numpy(data.y).to(device)
+    data_key = fingerprint(data) if job.cache_dir else ""
+    if job.relabel is not None:
+        y = y.clone()
+        y[torch.as_tensor(job.relabel.ids, device=device)] = torch.as_tensor(
+            job.relabel.labels, device=device)
+        data_key += "|canaries:" + job.relabel.digest
     cache = ModelCache(job.cache_dir) if job.cache_dir else None
     logits, accs, epochs, stats, cached, distances = [], [], [], [], [], []
     queries: dict[str, list] = {q.name: [] for q in job.query_sets}
@@ -116,7 +124,7 @@ def run_job(job: TrainJob, data: Dataset, node: str | None = None) -> JobResult:
     for i, (train_idx, holdout_idx, seed) in enumerate(zip(job.train_indices, holdouts,
                                                            job.seeds)):
         context = HookContext(x, y, data.n_classes, train_idx, holdout_idx, seed)
-        key = model_key(fingerprint(data), train_idx, holdout_idx, seed, job.model, job.train,
+        key = model_key(data_key, train_idx, holdout_idx, seed, job.model, job.train,
                         defense, device) if cache else ""
         model, log, acc, was_cached = _trained(job, data, defense, context, device, cache, key)
         answer, released_stats = _answerer(model, output, context, cache, key)
@@ -163,7 +171,7 @@ def _train(job: TrainJob, data: Dataset, defense, context: HookContext, device):
         model, log = train_model(model, context.x, context.y, context.train_idx, train_cfg,
                                  defense.hooks(context, train_cfg), generator)
     train_logits = predict_logits(model, context.x, context.train_idx)
-    acc = float((train_logits.argmax(1) == data.y[context.train_idx]).mean())
+    acc = float((train_logits.argmax(1) == context.y[context.train_idx].cpu().numpy()).mean())
     return model, log, acc
 
 
