@@ -5,7 +5,10 @@
   roc_curves           every attack variant of one trial on one evaluation set, with
                        the legend's figures and which one the attacker chose
   tradeoff             one row per trial: its defense family and swept value, test
-                       accuracy, the attacker's choice with intervals and null band
+                       accuracy, the attacker's choice with intervals and null band,
+                       on the population and on the canaries
+  against_dp           each defense beside the DP-SGD trial of the closest test
+                       accuracy (the utility-matched baseline), and which leaks less
   epsilon_lower_bound  the epsilon a DP claim must exceed for these scores to be
                        possible (threshold picked on one half, bound on the other)
   epsilon_bound_ceiling  the largest bound that many audit examples can show
@@ -26,6 +29,7 @@ from scipy.stats import beta
 from sklearn.metrics import roc_curve
 
 from raymia.audit import ORIGINAL
+from raymia.data.canaries import CANARIES
 from raymia.seeding import rng
 
 CHOICE = "attacker_choice"
@@ -95,12 +99,21 @@ def tradeoff(trials: pd.DataFrame, attacks: pd.DataFrame) -> pd.DataFrame:
     """One row per trial that finished: family, `parameter` and `value` (the
     family's field that varies among its trials, e.g. defense.epsilon), seed,
     test_acc, and the attacker's choice on the original set: auc, tpr1 (at 1%
-    FPR) with `_lo`/`_hi` intervals and the null band's ends; ordered by family
-    and value. `undefended`: family 'none', or DP-SGD at epsilon = inf."""
+    FPR) with `_lo`/`_hi` intervals and the null band's ends, and canary_tpr1
+    with its interval (on the canaries; NaN without them); ordered by family
+    and value. `undefended`: family 'none', or DP-SGD at epsilon = inf.
+    `threat`: how the attacker's shadow models trained (shadows.train); where
+    a sweep has both, the family names it."""
     ok = trials[trials.status == "ok"].copy()
-    ok["family"] = [family(r) for _, r in ok.iterrows()]
+    threat = ok["shadows.train"] if "shadows.train" in ok else pd.Series("", index=ok.index)
+    ok["threat"] = threat
+    both = threat.nunique() > 1
+    ok["family"] = [family(r) + (f" [{r.threat} shadows]" if both else "")
+                    for _, r in ok.iterrows()]
     chosen = attacks[(attacks.attack == CHOICE) & (attacks.eval_set == ORIGINAL)]
     chosen = chosen.set_index("trial_id")
+    canary = attacks[(attacks.attack == CHOICE) & (attacks.eval_set == CANARIES)]
+    canary = canary.set_index("trial_id")
     rows = []
     for name, group in ok.groupby("family", sort=True):
         prefix = "output." if name in set(ok.get("output.name", ())) else "defense."
@@ -111,8 +124,9 @@ def tradeoff(trials: pd.DataFrame, attacks: pd.DataFrame) -> pd.DataFrame:
                 continue
             c = chosen.loc[t.trial_id]
             epsilon = t.get("epsilon")
-            rows.append({"trial_id": t.trial_id, "family": name,
-                         "undefended": name == "none" or epsilon == np.inf,
+            k = canary.loc[t.trial_id] if t.trial_id in canary.index else {}
+            rows.append({"trial_id": t.trial_id, "family": name, "threat": t.threat,
+                         "undefended": family(t) == "none" or epsilon == np.inf,
                          "parameter": ", ".join(params),
                          "value": ", ".join(setting(p, t[p]) for p in params),
                          "sort": tuple(t[p] for p in params), "seed": t.seed,
@@ -121,12 +135,47 @@ def tradeoff(trials: pd.DataFrame, attacks: pd.DataFrame) -> pd.DataFrame:
                          "null_auc_lo": c.get("null_auc_lo"), "null_auc_hi": c.get("null_auc_hi"),
                          "tpr1": c[TPR1], "tpr1_lo": c[TPR1 + "_lo"], "tpr1_hi": c[TPR1 + "_hi"],
                          "null_tpr1_lo": c.get(f"null_{TPR1}_lo"),
-                         "null_tpr1_hi": c.get(f"null_{TPR1}_hi")})
+                         "null_tpr1_hi": c.get(f"null_{TPR1}_hi"),
+                         **{f"canary_tpr1{end}": k.get(TPR1 + end, np.nan)
+                            for end in ("", "_lo", "_hi")}})
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
     return frame.sort_values(["family", "sort", "seed"], key=lambda col: col.map(order)) \
         .drop(columns="sort")
+
+
+def against_dp(trials: pd.DataFrame, attacks: pd.DataFrame) -> pd.DataFrame:
+    """Each defended trial (not DP-SGD, not undefended) beside the utility-matched
+    DP-SGD baseline: the DP-SGD trial at a finite epsilon of the same seed and
+    threat model whose test accuracy is closest (ties: the more accurate).
+    Leakage is the attacker's choice's TPR at 1% FPR on the canaries where the
+    trials have them (the most vulnerable samples), else on the population;
+    `verdict` compares the two 95% intervals: 'leaks less' or 'leaks more'
+    than DP-SGD where they do not overlap, else 'no clear difference'."""
+    rows = tradeoff(trials, attacks)
+    if rows.empty:
+        return rows
+    base = rows.family.str.split(" ").str[0]
+    dp = rows[(base == "dp_sgd") & ~rows.undefended]
+    out = []
+    for _, r in rows[(base != "dp_sgd") & ~rows.undefended].iterrows():
+        pool = dp[(dp.seed == r.seed) & (dp.threat == r.threat)]
+        if pool.empty:
+            continue
+        gap = (pool.test_acc - r.test_acc).abs()
+        m = pool.loc[min(pool.index, key=lambda i: (round(gap[i], 9), -pool.test_acc[i]))]
+        on = "canary_tpr1" if pd.notna(r.canary_tpr1) and pd.notna(m.canary_tpr1) else "tpr1"
+        lo, hi = r[on + "_lo"], r[on + "_hi"]
+        verdict = ("leaks less" if hi < m[on + "_lo"] else
+                   "leaks more" if lo > m[on + "_hi"] else "no clear difference")
+        out.append({"family": r.family, "value": r.value, "seed": r.seed, "threat": r.threat,
+                    "test_acc": r.test_acc, "on": "canaries" if on != "tpr1" else "population",
+                    "tpr1": r[on], "tpr1_lo": lo, "tpr1_hi": hi, "dp": m.value,
+                    "dp_test_acc": m.test_acc, "dp_tpr1": m[on], "dp_tpr1_lo": m[on + "_lo"],
+                    "dp_tpr1_hi": m[on + "_hi"], "verdict": verdict,
+                    "trial_id": r.trial_id, "dp_trial_id": m.trial_id})
+    return pd.DataFrame(out)
 
 
 def _clopper_pearson(k: np.ndarray, n: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:

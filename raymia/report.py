@@ -7,7 +7,10 @@ path. The figures draw what `raymia.analysis` computes from the tables:
   ROC curves      log-log, one panel per trial, every attack a line, the
                   attacker's choice boldest, legend with AUC and TPR@1% [95% CI]
   trade-off       per defense family, test accuracy against the attacker's
-                  choice's TPR@1%FPR and AUC, with whiskers and the null band
+                  choice's TPR@1%FPR and AUC, with whiskers and the null band;
+                  the same TPR on the canaries where the trials have them
+  against DP-SGD  each defense beside the DP-SGD trial of about its test
+                  accuracy (the utility-matched baseline) and which leaks less
   DP audit        configured epsilon against the empirical lower bound
   OOD             false-positive rate per evaluation set, and the target's
                   maximum prediction score by outcome (TP/FP/TN/FN)
@@ -32,6 +35,7 @@ import pandas as pd  # noqa: E402
 
 from raymia import analysis  # noqa: E402
 from raymia.config import ConfigError  # noqa: E402
+from raymia.data.canaries import CANARIES  # noqa: E402
 from raymia.results import open_results, read_table  # noqa: E402
 
 MAX_ROC_PANELS = 16
@@ -149,9 +153,13 @@ def tradeoff_section(rep: Report, trials, attacks) -> None:
     if rows.empty:
         rep.words("No finished trial with an attacker's choice: no trade-off figure.")
         return
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5))
-    for ax, (y, label) in zip(axes, [("tpr1", "TPR at 1% FPR"), ("auc", "AUC")]):
-        band = rows[f"null_{y}_lo"].min(), rows[f"null_{y}_hi"].max()
+    panels = [("tpr1", "TPR at 1% FPR"), ("auc", "AUC")]
+    if rows.canary_tpr1.notna().any():
+        panels.append(("canary_tpr1", "TPR at 1% FPR on the canaries"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5))
+    for ax, (y, label) in zip(axes, panels):
+        band = (rows[f"null_{y}_lo"].min(), rows[f"null_{y}_hi"].max()) \
+            if f"null_{y}_lo" in rows else (np.nan, np.nan)
         if not np.isnan(band).any():  # parts written before the null band have none
             ax.axhspan(*band, color="grey", alpha=0.15, label="null band (95%, no signal)")
         starred = False
@@ -177,6 +185,22 @@ def tradeoff_section(rep: Report, trials, attacks) -> None:
                "stars are the undefended target; the shaded band is what a target with no "
                "signal prints.")
     rep.table(rows.drop(columns=["undefended"]))
+
+
+def against_dp_section(rep: Report, trials, attacks) -> None:
+    rep.heading("Against utility-matched DP-SGD")
+    rows = analysis.against_dp(trials, attacks) if attacks is not None else pd.DataFrame()
+    if rows.empty:
+        rep.words("No defended trial with a DP-SGD trial (finite epsilon) of the same seed "
+                  "and threat model beside it: add DP-SGD settings to the sweep (see "
+                  "sweeps/defense_vs_dp.py) to place each defense against it.")
+        return
+    rep.words("Each defense beside the DP-SGD trial whose test accuracy is closest (same seed, "
+              "same threat model): a defense earns its place only if it leaks less than "
+              "DP-SGD at the same utility. Leakage: the attacker's choice's TPR at 1% FPR "
+              "with its 95% interval, on the canaries where the trials have them; the "
+              "verdict compares the intervals.")
+    rep.table(rows)
 
 
 def dp_section(rep: Report, trials) -> None:
@@ -211,6 +235,8 @@ def ood_section(rep: Report, attacks, scores) -> None:
     if attacks is None:
         rep.words("No attacks table.")
         return
+    attacks = attacks[attacks.eval_set != CANARIES]  # the canaries are no OOD set
+    scores = None if scores is None else scores[scores.eval_set != CANARIES]
     rates = analysis.ood_rates(attacks)
     if rates.shape[1] < 2:
         rep.words("This sweep evaluated on the original non-members only (queries.eval_sets "
@@ -298,6 +324,7 @@ def write_report(results_dir, out=None, trials_wanted=None) -> Path:
     rep.table(analysis.trial_table(trials, attacks))
     roc_section(rep, trials, attacks, scores)
     tradeoff_section(rep, trials, attacks)
+    against_dp_section(rep, trials, attacks)
     dp_section(rep, trials)
     ood_section(rep, attacks, scores)
     cost_section(rep, trials)

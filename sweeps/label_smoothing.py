@@ -1,23 +1,20 @@
-"""Label smoothing from 0 to 0.5 on the embedded digits: calibration (ECE)
-and membership leakage side by side.
+"""Label smoothing under the defense-evaluation protocol (raymia.protocol):
+smoothing swept beside the undefended model and the DP-SGD baseline, on the
+embedded digits.
 
-    python -m raymia.sweep sweeps/label_smoothing.py
+    python -m raymia.sweep sweeps/label_smoothing.py --report
 """
 from ray import tune
 
-from raymia import (DataConfig, Experiment, LabelSmoothing, ModelConfig, ShadowConfig,
-                    SplitConfig, Sweep, TrainConfig)
+from raymia import LabelSmoothing, NoDefense, Sweep
+from raymia import protocol
 
 sweep = Sweep(
     name="label_smoothing",
-    base=Experiment(
-        data=DataConfig(name="digits"),
-        split=SplitConfig(n_members=150),
-        model=ModelConfig(name="mlp", widths=(512, 512)),
-        train=TrainConfig(optimizer="adam", lr=1e-3, epochs=100, batch_size=32),
-        defense=LabelSmoothing(smoothing=0.0),
-        shadows=ShadowConfig(n_models=8),
-    ),
-    space={"defense.smoothing": tune.grid_search([0.0, 0.05, 0.1, 0.2, 0.3, 0.5])},
-    seeds=(0, 1),
+    base=protocol.base(),
+    space={
+        "defense": tune.grid_search([NoDefense(), LabelSmoothing(smoothing=0.1),
+                                     LabelSmoothing(smoothing=0.3), LabelSmoothing(smoothing=0.5),
+                                     *protocol.dp_baseline()]),
+    },
 )

@@ -1,38 +1,29 @@
-"""SELENA (Split-AI + self-distillation) against the undefended model, on the
-embedded digits: K submodels each leaving out every member L times, trained in
-parallel as training jobs, then distilled into the released model. Every
-trial also faces the paper's adaptive attacker (it knows half of the members
-and trains its own Split-AI; for the undefended model with SELENA's default
-K = 25, L = 10).
+"""SELENA (Split-AI + self-distillation, Tang et al. 2022) under the
+defense-evaluation protocol (raymia.protocol), with the paper's K = 25,
+L = 10, on the embedded digits. The attacker's shadow models train like the
+target: each is distilled from its own 25 submodels, all of a stage trained
+in parallel as jobs on Ray (26 trainings per shadow model). The same
+defense is also attacked with undefended shadow models, the weaker threat
+model of earlier evaluations; every trial also faces the paper's adaptive
+attacker (it knows half of the members and trains its own Split-AI).
 
-    python -m raymia.sweep sweeps/selena.py
+    python -m raymia.sweep sweeps/selena.py --report
 
-On Purchase100 as in the paper: data=DataConfig(name="purchase100", root=...),
-model=ModelConfig(name="purchase_mlp"), split=SplitConfig(n_members=10_000,
-n_validation=5_000), defense Selena(K=25, L=10).
+On Purchase100 as in the paper:
+    base=protocol.base(data=DataConfig(name="purchase100", root="/data/purchase"),
+                       model=ModelConfig(name="purchase_mlp"),
+                       split=SplitConfig(n_members=10_000, n_validation=5_000, canaries=500)),
 """
 from ray import tune
 
-from raymia import (DataConfig, Experiment, ModelConfig, NoDefense, Selena, ShadowConfig,
-                    SplitConfig, Sweep, TrainConfig)
-
-METRIC_ATTACKS = ("correctness", "confidence", "entropy", "modified_entropy", "loss")
+from raymia import NoDefense, Selena, Sweep
+from raymia import protocol
 
 sweep = Sweep(
     name="selena",
-    base=Experiment(
-        data=DataConfig(name="digits"),
-        # the validation split chooses the distilled model's epoch; the attacker's
-        # held-out data of the same size are its own non-members
-        split=SplitConfig(n_members=300, n_validation=150),
-        model=ModelConfig(name="mlp", widths=(512, 512)),
-        train=TrainConfig(optimizer="adam", lr=1e-3, epochs=60, batch_size=32),
-        shadows=ShadowConfig(n_models=8),
-        attacks=METRIC_ATTACKS + ("nn", "selena_adaptive"),
-    ),
-    space={
-        "defense": tune.grid_search([NoDefense(), Selena(K=10, L=3), Selena(K=10, L=5),
-                                     Selena(K=25, L=10)]),
-    },
-    seeds=(0, 1),
+    base=protocol.base(attacks=protocol.ATTACKS + ("selena_adaptive",)),
+    space=[
+        {"defense": tune.grid_search([NoDefense(), Selena(K=25, L=10), *protocol.dp_baseline()])},
+        {"defense": Selena(K=25, L=10), "shadows.train": "undefended"},
+    ],
 )
