@@ -75,6 +75,30 @@ def family(row) -> str:
     return output if isinstance(output, str) and output != "none" else row["defense"]
 
 
+def own_setting(trial) -> str:
+    """The fields of a trial's defense (or output defense) that differ from its
+    defaults, as `field=value`s; when none do, its first field and '(defaults)'."""
+    from raymia.config import to_dict
+    from raymia.registry import DEFENSES, OUTPUTS
+
+    name = family(trial)
+    section, registry = ("output", OUTPUTS) if name == trial.get("output.name") \
+        else ("defense", DEFENSES)
+    if name not in registry:
+        return ""
+    fields = [(k, v) for k, v in to_dict(registry[name]()).items()
+              if k != "name" and _present(trial.get(f"{section}.{k}"))]
+    changed = [setting(f"{section}.{k}", trial[f"{section}.{k}"]) for k, v in fields
+               if trial[f"{section}.{k}"] != v]
+    if changed or not fields:
+        return ", ".join(changed) or "defaults"
+    return f"{setting(f'{section}.{fields[0][0]}', trial[f'{section}.{fields[0][0]}'])} (defaults)"
+
+
+def _present(value) -> bool:
+    return value is not None and not (isinstance(value, float) and np.isnan(value))
+
+
 def setting(column: str, value) -> str:
     """`field=value` of a config column: defense.name -> defense, defense.epsilon
     -> epsilon, model.widths -> widths."""
@@ -156,6 +180,7 @@ def against_dp(trials: pd.DataFrame, attacks: pd.DataFrame) -> pd.DataFrame:
     rows = tradeoff(trials, attacks)
     if rows.empty:
         return rows
+    by_id = trials.drop_duplicates("trial_id").set_index("trial_id")
     base = rows.family.str.split(" ").str[0]
     dp = rows[(base == "dp_sgd") & ~rows.undefended]
     out = []
@@ -169,7 +194,8 @@ def against_dp(trials: pd.DataFrame, attacks: pd.DataFrame) -> pd.DataFrame:
         lo, hi = r[on + "_lo"], r[on + "_hi"]
         verdict = ("leaks less" if hi < m[on + "_lo"] else
                    "leaks more" if lo > m[on + "_hi"] else "no clear difference")
-        out.append({"family": r.family, "value": r.value, "seed": r.seed, "threat": r.threat,
+        out.append({"family": r.family, "value": r.value or own_setting(by_id.loc[r.trial_id]),
+                    "seed": r.seed, "threat": r.threat,
                     "test_acc": r.test_acc, "on": "canaries" if on != "tpr1" else "population",
                     "tpr1": r[on], "tpr1_lo": lo, "tpr1_hi": hi, "dp": m.value,
                     "dp_test_acc": m.test_acc, "dp_tpr1": m[on], "dp_tpr1_lo": m[on + "_lo"],

@@ -312,8 +312,8 @@ def trial_row(exp: Experiment, sweep: str, status: str, error: str, started: dat
         "finished_at": datetime.now(timezone.utc),
     }
     for name in ("train_acc", "test_acc", "gap", "ece", "epsilon_lower_bound", "n_members",
-                 "n_nonmembers", "n_canaries", "n_shadow_models", "train_s", "shadow_s", "attack_s", "models_trained",
-                 "models_cached", "job_nodes", *training_stats()):
+                 "n_nonmembers", "n_canaries", "n_shadow_models", "train_s", "shadow_s",
+                 "attack_s", "models_trained", "models_cached", "job_nodes", *training_stats()):
         row[name] = metrics.get(name)
     return pd.DataFrame([row])
 

@@ -8,7 +8,8 @@ replayable attacks' (AttackSpec.replayable: LiRA's and RMIA's) AUC and TPR
 at 1% FPR, each with its 95% bootstrap interval (`_lo`, `_hi`), with the
 first N shadow models as references (`n_no_out_reference`: for the offline
 variants, the audit examples none of those models left out, scored from
-pooled OUT statistics). LiRA and RMIA see the logits only through p_y (phi
+pooled OUT statistics), on the population (`eval_set` original) and on the
+canaries where the trial has them. LiRA and RMIA see the logits only through p_y (phi
 is a function of it), so the two-class logits (phi, 0) with true class 0, whose p_0 is
 sigmoid(phi) = p_y, reproduce them from the stored signals. The signals
 hold the plain queries only: LiRA's augmented variants are not rerun.
@@ -16,6 +17,7 @@ hold the plain queries only: LiRA's augmented variants are not rerun.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 
 import numpy as np
@@ -23,6 +25,8 @@ import pandas as pd
 
 from raymia.attacks import AttackInputs, MissingSignal
 from raymia.attacks.lira import MIN_REFERENCES
+from raymia.audit import ORIGINAL
+from raymia.data.canaries import CANARIES
 from raymia.config import ConfigError, ReferenceConfig
 from raymia.intervals import bootstrap_intervals
 from raymia.metrics import attack_metrics
@@ -70,9 +74,15 @@ def rerun(results_dir, n_reference=(None,), gamma: float = 1.0,
     for trial_id, trial_signals in signals.groupby("trial_id"):
         trial_scores = scores[scores.trial_id == trial_id]
         first = trial_scores[["attack", "variant"]].iloc[0]
-        audit = trial_scores[(trial_scores.attack == first.attack)
-                             & (trial_scores.variant == first.variant)].sample_id.to_numpy()
+        rows_of = trial_scores[(trial_scores.attack == first.attack)
+                               & (trial_scores.variant == first.variant)]
+        sets = {name: rows_of[rows_of.eval_set == name].sample_id.to_numpy()
+                for name in (ORIGINAL, CANARIES)}  # the audit set: population, canaries
+        audit = np.concatenate(list(sets.values()))
         inputs, is_member = inputs_from_signals(trial_signals, audit)
+        split = len(sets[ORIGINAL])
+        subsets = [(ORIGINAL, slice(0, split))] + ([(CANARIES, slice(split, None))]
+                                                   if len(sets[CANARIES]) else [])
         for n in n_reference:
             cfg = ReferenceConfig(n_models=n, rmia_gamma=gamma)
             outputs = []
@@ -82,12 +92,16 @@ def rerun(results_dir, n_reference=(None,), gamma: float = 1.0,
                         outputs += spec.run(inputs, cfg)
                     except MissingSignal:  # rmia without a shadow pool
                         pass
-            for out in outputs:
-                stored = out.scores.astype(np.float32)  # as the scores table holds them
-                m = attack_metrics(stored, is_member, out.predicted, np.zeros(len(is_member)))
-                ci = bootstrap_intervals(stored, is_member, out.threshold, n_resamples, 0.95,
-                                         rng(0, f"rerun/{trial_id}/{n}/{out.attack}/{out.variant}"))
-                rows.append({"trial_id": trial_id, "n_reference": n or len(inputs.keep),
+            for out, (eval_set, part) in itertools.product(outputs, subsets):
+                stored = out.scores[part].astype(np.float32)  # as the scores table holds them
+                member = is_member[part]
+                m = attack_metrics(stored, member, out.predicted[part], np.zeros(len(member)))
+                role = f"rerun/{trial_id}/{n}/{out.attack}/{out.variant}"
+                role += "" if eval_set == ORIGINAL else f"/{eval_set}"
+                ci = bootstrap_intervals(stored, member, out.threshold, n_resamples, 0.95,
+                                         rng(0, role))
+                rows.append({"trial_id": trial_id, "eval_set": eval_set,
+                             "n_reference": n or len(inputs.keep),
                              "attack": out.attack, "variant": out.variant, "auc": m["auc"],
                              "auc_lo": ci["auc_lo"], "auc_hi": ci["auc_hi"],
                              "tpr_at_fpr_0.01": m["tpr_at_fpr_0.01"],

@@ -7,7 +7,8 @@ Trials averaged over their seeds, one row per configuration:
                 FPR as the mean over seeds, their spread over seeds (`_sd`),
                 the mean of the per-seed 95% intervals (`_lo`, `_hi`), the
                 upper end of the null band of TPR at 1% FPR (no signal, same
-                sizes), and `chance`: the seeds whose AUC interval holds 1/2
+                sizes), `chance`: the seeds whose AUC interval holds 1/2, and
+                with canaries the choice's TPR at 1% FPR on them (`canary_`)
   --by-attack   one row per configuration and attack variant: AUC and TPR at
                 0.1% and 1% FPR with their intervals, balanced accuracy
   --eval-sets   one row per configuration, attack variant and evaluation set:
@@ -25,7 +26,11 @@ import sys
 import pandas as pd
 
 from raymia.config import ConfigError
+from raymia.data.canaries import CANARIES
 from raymia.results import open_results
+
+
+CANARY_FIGURES = ("tpr_at_fpr_0.01", "tpr_at_fpr_0.01_lo", "tpr_at_fpr_0.01_hi")
 
 
 def _trials(results_dir, sweep: str | None):
@@ -87,6 +92,7 @@ def summarize(results_dir, sweep: str | None = None, attacks: list[str] | None =
         return _average(rows, ["attack", "variant", "eval_set"], varying,
                         ["auc", "acc", "precision", "recall", "fpr", "mmps_tp", "mmps_fp"]
                         ).drop(columns="configuration")
+    canaries = table[(table.eval_set == CANARIES) & (table.attack == "attacker_choice")]
     table = table[table.eval_set == "original"]
     if view == "attacks":
         rows = trials[["trial_id", "configuration", *varying]].merge(table, on="trial_id")
@@ -99,9 +105,14 @@ def summarize(results_dir, sweep: str | None = None, attacks: list[str] | None =
                "tpr_at_fpr_0.01_hi", "null_tpr_at_fpr_0.01_hi"]
     rows = trials.join(chosen[["variant", *figures]].rename(columns={"variant": "choice"}),
                        on="trial_id")
+    canary = [f"canary_{f}" for f in CANARY_FIGURES]
+    if len(canaries):
+        rows = rows.join(canaries.set_index("trial_id")[list(CANARY_FIGURES)].rename(
+            columns=dict(zip(CANARY_FIGURES, canary))), on="trial_id")
     rows["chance"] = (rows.auc_lo <= 0.5) & (0.5 <= rows.auc_hi)
     grouped = rows.groupby("configuration", sort=False)
-    out = _average(rows, [], varying, ["test_acc", "gap", "ece", "epsilon", *figures])
+    out = _average(rows, [], varying, ["test_acc", "gap", "ece", "epsilon", *figures,
+                                       *[c for c in canary if c in rows]])
     extra = pd.DataFrame({
         "choice": grouped.choice.agg(lambda c: ",".join(sorted(set(c.dropna())))),
         "auc_sd": grouped.auc.std(), "tpr_at_fpr_0.01_sd": grouped["tpr_at_fpr_0.01"].std(),
@@ -110,7 +121,7 @@ def summarize(results_dir, sweep: str | None = None, attacks: list[str] | None =
     columns = [*varying, "test_acc", "gap", "ece", "epsilon", "choice", "auc", "auc_sd",
                "auc_lo", "auc_hi", "tpr_at_fpr_0.01", "tpr_at_fpr_0.01_sd",
                "tpr_at_fpr_0.01_lo", "tpr_at_fpr_0.01_hi", "null_tpr_at_fpr_0.01_hi",
-               "chance", "seeds"]
+               "chance", *canary, "seeds"]
     return out[[c for c in columns if c in out.columns]]
 
 

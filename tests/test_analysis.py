@@ -106,3 +106,52 @@ def test_swept_values_are_ordered_as_numbers_not_as_text():
     assert list(trial_table(trials, None)["defense.epsilon"]) == [0.5, 2.0, 16.0, np.inf]
     assert sorted([None, "b", 16, 2.0, (64, 8), (64,)], key=order) == \
         [2.0, 16, "b", None, (64,), (64, 8)]
+
+
+def _choice(trial_id, eval_set, tpr, lo, hi):
+    return {"trial_id": trial_id, "attack": "attacker_choice", "variant": "lira/online",
+            "eval_set": eval_set, "auc": 0.7, "auc_lo": 0.6, "auc_hi": 0.8,
+            "tpr_at_fpr_0.01": tpr, "tpr_at_fpr_0.01_lo": lo, "tpr_at_fpr_0.01_hi": hi}
+
+
+def test_each_defense_meets_the_dp_trial_of_closest_accuracy_on_the_canaries():
+    from raymia.analysis import against_dp
+
+    trials = pd.DataFrame({
+        "trial_id": list("abcdefg"), "status": "ok", "seed": [0, 0, 0, 0, 0, 1, 0],
+        "defense": ["dp_sgd", "dp_sgd", "dp_sgd", "adv_reg", "l2", "l2", "none"],
+        "output.name": "none", "shadows.train": "like_target",
+        "defense.epsilon": [4.0, 64.0, np.inf, None, None, None, None],
+        "defense.alpha": [None, None, None, 1.0, None, None, None],
+        "defense.weight_decay": [None, None, None, None, 1e-2, 1e-2, None],
+        "epsilon": [4.0, 64.0, np.inf, None, None, None, None],
+        "test_acc": [0.6, 0.8, 0.9, 0.79, 0.65, 0.8, 0.9]})
+    attacks = pd.DataFrame(
+        [_choice(t, "original", 0.1, 0.0, 0.2) for t in "abcdefg"]
+        + [_choice("a", "canaries", 0.2, 0.1, 0.4), _choice("b", "canaries", 0.6, 0.4, 0.8),
+           _choice("c", "canaries", 1.0, 1.0, 1.0), _choice("d", "canaries", 1.0, 0.9, 1.0),
+           _choice("e", "canaries", 0.05, 0.0, 0.09)])
+    rows = against_dp(trials, attacks).set_index("trial_id")
+    # adv_reg at 0.79 meets epsilon=64 (0.8), not the undefended epsilon=inf; l2 at 0.65
+    # meets epsilon=4 (0.6); the l2 trial of seed 1 has no DP trial of its seed
+    assert rows.dp_trial_id.to_dict() == {"d": "b", "e": "a"}
+    assert rows.loc["d", "verdict"] == "leaks more" and rows.loc["e", "verdict"] == "leaks less"
+    assert (rows.on == "canaries").all() and rows.loc["d", "dp_tpr1"] == 0.6
+    assert rows.loc["d", "value"] == "alpha=1"  # what differs from AdvReg's defaults
+    attacks = attacks[attacks.eval_set == "original"]  # without canaries: the population
+    rows = against_dp(trials, attacks).set_index("trial_id")
+    assert (rows.on == "population").all() and (rows.verdict == "no clear difference").all()
+
+
+def test_a_trade_off_with_both_threat_models_names_them_and_shows_canaries():
+    trials = pd.DataFrame({
+        "trial_id": list("ab"), "status": "ok", "seed": 0, "defense": "selena",
+        "output.name": "none", "shadows.train": ["like_target", "undefended"],
+        "epsilon": None, "test_acc": 0.8})
+    attacks = pd.DataFrame([_choice("a", "original", 0.1, 0.0, 0.2),
+                            _choice("b", "original", 0.05, 0.0, 0.1),
+                            _choice("a", "canaries", 0.7, 0.5, 0.9)])
+    rows = tradeoff(trials, attacks).set_index("trial_id")
+    assert rows.family.to_dict() == {"a": "selena [like_target shadows]",
+                                     "b": "selena [undefended shadows]"}
+    assert rows.loc["a", "canary_tpr1"] == 0.7 and np.isnan(rows.loc["b", "canary_tpr1"])

@@ -94,6 +94,15 @@ def test_dry_run_lists_trials_without_starting_ray(tmp_path, capsys):
     assert not results.exists() and ray.is_initialized() == was_running
 
 
+def test_a_trial_is_labelled_by_the_fields_its_own_defense_has(tmp_path, capsys):
+    space = ('{"defense": tune.grid_search([{"name": "none"}, '
+             '{"name": "l2", "weight_decay": 0.1}])}')
+    assert main([str(sweep_file(tmp_path, space=space)), "--dry-run"]) == 0
+    lines = [line.strip() for line in capsys.readouterr().out.splitlines()[1:]]
+    assert sorted(line.split("  ", 1)[1] for line in lines) == [
+        "defense.name=l2 defense.weight_decay=0.1", "defense.name=none"]
+
+
 @pytest.mark.parametrize("address, expect", [
     ("127.0.0.1:1", "--address: no Ray cluster at 127.0.0.1:1"),
     ("notahost:xyz", "--address: expected HOST:PORT, ray://HOST:PORT or auto, got 'notahost:xyz'"),

@@ -193,16 +193,18 @@ def test_rerun_from_stored_signals_reproduces_the_trial(digits, tmp_path):
     from raymia.rerun import rerun
     from raymia.results import write_trial
 
-    exp = tiny_experiment(split=SplitConfig(n_members=60, n_shadow_pool=40),
+    exp = tiny_experiment(split=SplitConfig(n_members=60, n_shadow_pool=40, canaries=10),
                           attacks=("lira", "rmia"))
     tables = run_trial(exp, digits, InProcessExecutor(digits))
     write_trial(tmp_path, exp.trial_id, tables)
-    again = rerun(tmp_path, (None, 1)).set_index(["n_reference", "attack", "variant"])
+    again = rerun(tmp_path, (None, 1)).set_index(["n_reference", "eval_set", "attack", "variant"])
     attacks = tables["attacks"]
     plain = attacks[~attacks.variant.str.contains("_aug") & (attacks.attack != "attacker_choice")]
+    assert set(plain.eval_set) == {"original", "canaries"}
     for _, row in plain.iterrows():  # phi is stored as float32: AUC within 0.01
-        assert again.loc[(4, row.attack, row.variant), "auc"] == pytest.approx(row.auc, abs=0.01)
-    one = again.loc[1]
+        assert again.loc[(4, row.eval_set, row.attack, row.variant), "auc"] == \
+            pytest.approx(row.auc, abs=0.01)
+    one = again.loc[(1, "original")]
     assert len(one) == 6 and one.auc.between(0, 1).all()
     assert (again.auc_lo <= again.auc).all() and (again.auc <= again.auc_hi).all()
     offline = one.xs("offline", level="variant")  # one reference: what it trained on has no OUT

@@ -83,11 +83,12 @@ def placement(sweep: Sweep) -> tune.PlacementGroupFactory:
 
 
 def varying(experiments) -> dict[str, dict]:
-    """trial_id -> the config leaves that differ between the sweep's trials."""
+    """trial_id -> the config leaves that differ between the sweep's trials and
+    that the trial has (a defense's fields only where it is that defense)."""
     flat = {e.trial_id: flatten(e.to_dict()) for e in experiments}
     keys = sorted({k for f in flat.values() for k in f})
     differ = [k for k in keys if len({repr(f.get(k)) for f in flat.values()}) > 1]
-    return {tid: {k: f.get(k) for k in differ} for tid, f in flat.items()}
+    return {tid: {k: f[k] for k in differ if k in f} for tid, f in flat.items()}
 
 
 def run_sweep(sweep: Sweep, results_dir: Path, address: str | None = None, resume: bool = False,
