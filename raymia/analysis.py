@@ -158,6 +158,7 @@ def tradeoff(trials: pd.DataFrame, attacks: pd.DataFrame) -> pd.DataFrame:
                          "auc": c.auc, "auc_lo": c.auc_lo, "auc_hi": c.auc_hi,
                          "null_auc_lo": c.get("null_auc_lo"), "null_auc_hi": c.get("null_auc_hi"),
                          "tpr1": c[TPR1], "tpr1_lo": c[TPR1 + "_lo"], "tpr1_hi": c[TPR1 + "_hi"],
+                         "tpr1_n": c.get("n_members"), "canary_tpr1_n": k.get("n_members"),
                          "null_tpr1_lo": c.get(f"null_{TPR1}_lo"),
                          "null_tpr1_hi": c.get(f"null_{TPR1}_hi"),
                          **{f"canary_tpr1{end}": k.get(TPR1 + end, np.nan)
@@ -174,9 +175,13 @@ def against_dp(trials: pd.DataFrame, attacks: pd.DataFrame) -> pd.DataFrame:
     DP-SGD baseline: the DP-SGD trial at a finite epsilon of the same seed and
     threat model whose test accuracy is closest (ties: the more accurate).
     Leakage is the attacker's choice's TPR at 1% FPR on the canaries where the
-    trials have them (the most vulnerable samples), else on the population;
-    `verdict` compares the two 95% intervals: 'leaks less' or 'leaks more'
-    than DP-SGD where they do not overlap, else 'no clear difference'."""
+    trials have them (the most vulnerable samples), else on the population,
+    with its bootstrap interval (`_lo`, `_hi`) and an exact Clopper-Pearson
+    95% interval on the TPR as a proportion of the members (`_cp_lo`,
+    `_cp_hi`), which stays wide where every member is found (15 of 15: the
+    bootstrap says [1, 1], Clopper-Pearson [0.78, 1]). `verdict`: 'leaks
+    less' or 'leaks more' than DP-SGD where both kinds of interval are
+    disjoint, else 'no clear difference'."""
     rows = tradeoff(trials, attacks)
     if rows.empty:
         return rows
@@ -192,16 +197,29 @@ def against_dp(trials: pd.DataFrame, attacks: pd.DataFrame) -> pd.DataFrame:
         m = pool.loc[min(pool.index, key=lambda i: (round(gap[i], 9), -pool.test_acc[i]))]
         on = "canary_tpr1" if pd.notna(r.canary_tpr1) and pd.notna(m.canary_tpr1) else "tpr1"
         lo, hi = r[on + "_lo"], r[on + "_hi"]
-        verdict = ("leaks less" if hi < m[on + "_lo"] else
-                   "leaks more" if lo > m[on + "_hi"] else "no clear difference")
+        mine, theirs = _exact(r[on], r[on + "_n"]), _exact(m[on], m[on + "_n"])
+        less = hi < m[on + "_lo"] and mine[1] < theirs[0]
+        more = lo > m[on + "_hi"] and mine[0] > theirs[1]
+        verdict = "leaks less" if less else "leaks more" if more else "no clear difference"
         out.append({"family": r.family, "value": r.value or own_setting(by_id.loc[r.trial_id]),
                     "seed": r.seed, "threat": r.threat,
                     "test_acc": r.test_acc, "on": "canaries" if on != "tpr1" else "population",
-                    "tpr1": r[on], "tpr1_lo": lo, "tpr1_hi": hi, "dp": m.value,
-                    "dp_test_acc": m.test_acc, "dp_tpr1": m[on], "dp_tpr1_lo": m[on + "_lo"],
-                    "dp_tpr1_hi": m[on + "_hi"], "verdict": verdict,
+                    "tpr1": r[on], "tpr1_lo": lo, "tpr1_hi": hi, "tpr1_cp_lo": mine[0],
+                    "tpr1_cp_hi": mine[1], "dp": m.value, "dp_test_acc": m.test_acc,
+                    "dp_tpr1": m[on], "dp_tpr1_lo": m[on + "_lo"], "dp_tpr1_hi": m[on + "_hi"],
+                    "dp_tpr1_cp_lo": theirs[0], "dp_tpr1_cp_hi": theirs[1], "verdict": verdict,
                     "trial_id": r.trial_id, "dp_trial_id": m.trial_id})
     return pd.DataFrame(out)
+
+
+def _exact(tpr: float, n_members) -> tuple[float, float]:
+    """Two-sided 95% Clopper-Pearson interval on a TPR over `n_members` members
+    ((0, 1) when the count is unknown: parts written before it was stored)."""
+    if pd.isna(n_members) or n_members <= 0:
+        return 0.0, 1.0
+    n = int(n_members)
+    lo, hi = _clopper_pearson(round(tpr * n), n, 0.025)
+    return float(lo), float(hi)
 
 
 def _clopper_pearson(k: np.ndarray, n: int, alpha: float) -> tuple[np.ndarray, np.ndarray]:

@@ -25,8 +25,8 @@ from raymia.defenses import DPSGD
 METRIC_ATTACKS = ("correctness", "confidence", "entropy", "modified_entropy", "loss")
 ATTACKS = METRIC_ATTACKS + ("lira",)
 #: DP-SGD's epsilons for the baseline on the embedded digits: test accuracy
-#: from about 0.6 to about the undefended model's 0.9, bracketing the defenses'
-DP_EPSILONS = (4.0, 16.0, 64.0, 256.0)
+#: from about 0.75 to about the undefended model's 0.95, bracketing the defenses'
+DP_EPSILONS = (1.0, 4.0, 16.0, 64.0, 256.0)
 #: DP-SGD's own recipe (tuned here for utility on the base audit): with Adam
 #: the clipping norm matters little once every gradient is clipped; the
 #: learning rate, batch size and epochs are what buy accuracy
@@ -34,15 +34,16 @@ DP_RECIPE = dict(lr=1e-2, epochs=30, batch_size=64, max_grad_norm=1.0, accountan
 
 
 def base(**changes) -> Experiment:
-    """The audit every defense sweep on the embedded digits shares: 150 members
-    and as many non-members, 30 mislabeled canaries (15 of them members), 150
-    validation examples for the defenses that need them (and as many held out
-    by the attacker), an MLP trained long enough to overfit, 16 shadow models
-    trained like the target, the metric attacks and LiRA. `changes` replace
-    whole fields (e.g. attacks=..., shadows=...)."""
+    """The audit every defense sweep on the embedded digits shares: 300 members
+    and as many non-members, 60 mislabeled canaries (30 of them members: enough
+    for an exact interval to tell 30 of 30 found from 20 of 30), 150 validation
+    examples for the defenses that need them (and as many held out by the
+    attacker), an MLP trained long enough to overfit, 16 shadow models trained
+    like the target, the metric attacks and LiRA. `changes` replace whole
+    fields (e.g. attacks=..., shadows=...)."""
     exp = Experiment(
         data=DataConfig(name="digits"),
-        split=SplitConfig(n_members=150, n_validation=150, canaries=30),
+        split=SplitConfig(n_members=300, n_validation=150, canaries=60),
         model=ModelConfig(name="mlp", widths=(256, 256)),
         train=TrainConfig(optimizer="adam", lr=1e-3, epochs=60, batch_size=32),
         shadows=ShadowConfig(n_models=16, models_per_job=4),

@@ -15,7 +15,7 @@ sweep = Sweep(
     name="advreg_tradeoff",
     base=protocol.base(),
     space={
-        "defense": tune.grid_search([NoDefense(), AdvReg(alpha=0.5), AdvReg(alpha=1.0),
-                                     AdvReg(alpha=3.0), *protocol.dp_baseline()]),
+        "defense": tune.grid_search([NoDefense(), AdvReg(alpha=1.0), AdvReg(alpha=3.0),
+                                     *protocol.dp_baseline()]),
     },
 )

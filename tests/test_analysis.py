@@ -108,9 +108,9 @@ def test_swept_values_are_ordered_as_numbers_not_as_text():
         [2.0, 16, "b", None, (64,), (64, 8)]
 
 
-def _choice(trial_id, eval_set, tpr, lo, hi):
+def _choice(trial_id, eval_set, tpr, lo, hi, n=30):
     return {"trial_id": trial_id, "attack": "attacker_choice", "variant": "lira/online",
-            "eval_set": eval_set, "auc": 0.7, "auc_lo": 0.6, "auc_hi": 0.8,
+            "eval_set": eval_set, "auc": 0.7, "auc_lo": 0.6, "auc_hi": 0.8, "n_members": n,
             "tpr_at_fpr_0.01": tpr, "tpr_at_fpr_0.01_lo": lo, "tpr_at_fpr_0.01_hi": hi}
 
 
@@ -128,15 +128,20 @@ def test_each_defense_meets_the_dp_trial_of_closest_accuracy_on_the_canaries():
         "test_acc": [0.6, 0.8, 0.9, 0.79, 0.65, 0.8, 0.9]})
     attacks = pd.DataFrame(
         [_choice(t, "original", 0.1, 0.0, 0.2) for t in "abcdefg"]
-        + [_choice("a", "canaries", 0.2, 0.1, 0.4), _choice("b", "canaries", 0.6, 0.4, 0.8),
-           _choice("c", "canaries", 1.0, 1.0, 1.0), _choice("d", "canaries", 1.0, 0.9, 1.0),
-           _choice("e", "canaries", 0.05, 0.0, 0.09)])
+        + [_choice("a", "canaries", 0.5, 0.3, 0.7), _choice("b", "canaries", 0.6, 0.4, 0.8),
+           _choice("c", "canaries", 1.0, 1.0, 1.0), _choice("d", "canaries", 1.0, 1.0, 1.0),
+           _choice("e", "canaries", 0.0, 0.0, 0.0)])
     rows = against_dp(trials, attacks).set_index("trial_id")
     # adv_reg at 0.79 meets epsilon=64 (0.8), not the undefended epsilon=inf; l2 at 0.65
     # meets epsilon=4 (0.6); the l2 trial of seed 1 has no DP trial of its seed
     assert rows.dp_trial_id.to_dict() == {"d": "b", "e": "a"}
     assert rows.loc["d", "verdict"] == "leaks more" and rows.loc["e", "verdict"] == "leaks less"
     assert (rows.on == "canaries").all() and rows.loc["d", "dp_tpr1"] == 0.6
+    # 30 of 30 found: the bootstrap says [1, 1], the exact interval does not
+    assert rows.loc["d", "tpr1_cp_lo"] == pytest.approx(0.8843, abs=1e-4)
+    few = attacks.assign(n_members=np.where(attacks.eval_set == "canaries", 5, 30))
+    rows = against_dp(trials, few).set_index("trial_id")  # 5 of 5 against 3 of 5: unresolved
+    assert (rows.verdict == "no clear difference").all()
     assert rows.loc["d", "value"] == "alpha=1"  # what differs from AdvReg's defaults
     attacks = attacks[attacks.eval_set == "original"]  # without canaries: the population
     rows = against_dp(trials, attacks).set_index("trial_id")

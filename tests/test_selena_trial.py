@@ -187,3 +187,26 @@ def test_undefended_shadow_models_train_once_each(digits):
                           shadows=ShadowConfig(n_models=4, train="undefended"))
     trial = run_trial(exp, digits, InProcessExecutor(digits))["trials"].iloc[0]
     assert trial.models_trained == 4 + 1 + 4  # the target's Split-AI and distillation, 4 shadows
+
+
+def test_every_split_ai_of_a_trial_trains_in_one_stage_then_every_distillation(digits):
+    class Recording(InProcessExecutor):
+        def __init__(self, data):
+            super().__init__(data)
+            self.batches = []
+
+        def run(self, jobs):
+            self.batches.append([j.role for j in jobs])
+            return super().run(jobs)
+
+    exp = tiny_experiment(split=SPLIT, defense=Selena(K=4, L=2), attacks=("loss",),
+                          shadows=ShadowConfig(n_models=4, models_per_job=2))
+    executor = Recording(digits)
+    trial = run_trial(exp, digits, executor)["trials"].iloc[0]
+    first, second = executor.batches
+    # all 5 Split-AIs (4 submodels each, 2 per job) are handed over at once: the
+    # executor runs them in parallel (on Ray, over every worker)
+    assert sorted(set(first)) == ["selena_shadow_submodel", "selena_submodel"]
+    assert first.count("selena_shadow_submodel") == 4 * 2 and first.count("selena_submodel") == 2
+    assert second == ["target"] + ["shadow"] * 4  # then the 5 distillations together
+    assert trial.models_trained == 5 * (4 + 1)
