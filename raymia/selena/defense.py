@@ -1,5 +1,5 @@
 """SELENA as a defense config: Split-AI's K submodels as parallel training jobs,
-then self-distillation into the released model (mechanisms: defenses/selena.py).
+then self-distillation into the released model (mechanisms: selena/mechanism.py).
 
 Every model trained with SELENA is planned in two stages (`Selena.stages`):
   1. K submodel jobs (`shadows.models_per_job` submodels each), run together
