@@ -152,7 +152,8 @@ def tradeoff(trials: pd.DataFrame, attacks: pd.DataFrame) -> pd.DataFrame:
             rows.append({"trial_id": t.trial_id, "family": name, "threat": t.threat,
                          "undefended": family(t) == "none" or epsilon == np.inf,
                          "parameter": ", ".join(params),
-                         "value": ", ".join(setting(p, t[p]) for p in params),
+                         "value": ", ".join(setting(p, t[p]) for p in params
+                                            if _present(t[p])) or own_setting(t),
                          "sort": tuple(t[p] for p in params), "seed": t.seed,
                          "test_acc": t.test_acc, "choice": c.variant,
                          "auc": c.auc, "auc_lo": c.auc_lo, "auc_hi": c.auc_hi,
@@ -185,7 +186,6 @@ def against_dp(trials: pd.DataFrame, attacks: pd.DataFrame) -> pd.DataFrame:
     rows = tradeoff(trials, attacks)
     if rows.empty:
         return rows
-    by_id = trials.drop_duplicates("trial_id").set_index("trial_id")
     base = rows.family.str.split(" ").str[0]
     dp = rows[(base == "dp_sgd") & ~rows.undefended]
     out = []
@@ -201,7 +201,7 @@ def against_dp(trials: pd.DataFrame, attacks: pd.DataFrame) -> pd.DataFrame:
         less = hi < m[on + "_lo"] and mine[1] < theirs[0]
         more = lo > m[on + "_hi"] and mine[0] > theirs[1]
         verdict = "leaks less" if less else "leaks more" if more else "no clear difference"
-        out.append({"family": r.family, "value": r.value or own_setting(by_id.loc[r.trial_id]),
+        out.append({"family": r.family, "value": r.value,
                     "seed": r.seed, "threat": r.threat,
                     "test_acc": r.test_acc, "on": "canaries" if on != "tpr1" else "population",
                     "tpr1": r[on], "tpr1_lo": lo, "tpr1_hi": hi, "tpr1_cp_lo": mine[0],

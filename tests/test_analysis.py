@@ -160,3 +160,13 @@ def test_a_trade_off_with_both_threat_models_names_them_and_shows_canaries():
     assert rows.family.to_dict() == {"a": "selena [like_target shadows]",
                                      "b": "selena [undefended shadows]"}
     assert rows.loc["a", "canary_tpr1"] == 0.7 and np.isnan(rows.loc["b", "canary_tpr1"])
+
+
+def test_a_setting_left_to_fitting_is_named_by_its_defaults_not_nan():
+    trials = pd.DataFrame({
+        "trial_id": list("ab"), "status": "ok", "seed": 0, "defense": "none",
+        "output.name": "temperature", "output.temperature": [None, 2.0],
+        "epsilon": None, "test_acc": 0.8})
+    attacks = pd.DataFrame([_choice(t, "original", 0.1, 0.0, 0.2) for t in "ab"])
+    rows = tradeoff(trials, attacks).set_index("trial_id")
+    assert rows.value.to_dict() == {"a": "defaults", "b": "temperature=2"}
