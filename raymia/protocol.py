@@ -25,7 +25,7 @@ from raymia.defenses import DPSGD
 METRIC_ATTACKS = ("correctness", "confidence", "entropy", "modified_entropy", "loss")
 ATTACKS = METRIC_ATTACKS + ("lira",)
 #: DP-SGD's epsilons for the baseline on the embedded digits: test accuracy
-#: from about 0.75 to about the undefended model's 0.95, bracketing the defenses'
+#: from about 0.5 to 0.93 on the base audit, bracketing the defenses'
 DP_EPSILONS = (1.0, 4.0, 16.0, 64.0, 256.0)
 #: DP-SGD's own recipe (tuned here for utility on the base audit): with Adam
 #: the clipping norm matters little once every gradient is clipped; the

@@ -15,8 +15,8 @@ sweep = Sweep(
     name="mixup_mmd",
     base=protocol.base(),
     space={
-        "defense": tune.grid_search([NoDefense(), MixupMMD(mmd_weight=0.0), MixupMMD(mmd_weight=1.0),
-                                     MixupMMD(mmd_weight=5.0), EarlyStopping(patience=10),
-                                     *protocol.dp_baseline()]),
+        "defense": tune.grid_search([
+            NoDefense(), MixupMMD(mmd_weight=0.0), MixupMMD(mmd_weight=1.0),
+            MixupMMD(mmd_weight=5.0), EarlyStopping(patience=10), *protocol.dp_baseline()]),
     },
 )

@@ -30,7 +30,8 @@ def test_a_selena_trial_trains_submodels_distils_and_is_attacked(tables):
     trial = tables["trials"].iloc[0]
     # 4 submodels + the distilled target, as many for each of the 4 shadow models
     # (like_target), and the attacker's 4 submodels
-    assert trial.models_trained == 5 + 4 * 5 + 4 and trial["defense.K"] == 4 and trial["defense.L"] == 2
+    assert trial.models_trained == 5 + 4 * 5 + 4
+    assert trial["defense.K"] == 4 and trial["defense.L"] == 2
     assert 0 <= trial.best_epoch < 15 and trial.test_acc > 0.1  # chosen on validation data
     attacks = tables["attacks"][tables["attacks"].eval_set == "original"]
     adaptive = attacks[attacks.attack == "selena_adaptive"]
