@@ -351,7 +351,8 @@ class Experiment:
         """Short content hash of the whole config: same config, same id. Sections
         added after schema_version 1 (`output`, `queries`, `evaluation`) count only when they
         differ from their defaults, so earlier trials keep their ids; so do the
-        fields of LATER_FIELDS."""
+        fields of LATER_FIELDS. A defense whose meaning changed (`revision` > 1)
+        adds its revision."""
         tree = self.to_dict()
         for name in LATER_SECTIONS:
             if tree[name] == to_dict(Experiment.__dataclass_fields__[name].default_factory()):
@@ -361,6 +362,9 @@ class Experiment:
             for key in later:
                 if tree[name][key] == default[key]:
                     del tree[name][key]
+        revision = getattr(type(self.defense), "revision", 1)
+        if revision > 1:
+            tree["defense"]["revision"] = revision
         blob = json.dumps(tree, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
 

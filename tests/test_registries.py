@@ -263,6 +263,15 @@ def test_trial_ids_of_existing_configurations_stay():
     assert Experiment(output=MemGuard(epsilon=0.5)).trial_id == "acc0a5cdc5d2"
 
 
+def test_a_defense_whose_meaning_changed_gets_new_trial_ids():
+    from raymia import MixupMMD, Selena
+
+    # the ids these configurations had before SELENA's shadow models were distilled
+    # from Split-AIs of their own and MixupMMD's validation outputs became constants
+    assert Experiment(defense=Selena()).trial_id != "027fb781ac65"
+    assert Experiment(defense=MixupMMD()).trial_id != "ff6827393a42"
+
+
 def test_sweeping_a_field_no_attack_of_the_sweep_reads_is_refused():
     from ray import tune
 

@@ -24,6 +24,9 @@ class Defense(Section):
     stats: ClassVar[dict[str, type]] = {}
     #: whether the attacker's `like_target` shadow models train with it too
     applies_to_shadows: ClassVar[bool] = True
+    #: raised when what the defense does changes for the same fields: from 2 on the
+    #: trial_id counts it, so results of an earlier meaning keep an id of their own
+    revision: ClassVar[int] = 1
     needs_holdout: ClassVar[bool] = False
 
     def training(self, cfg: TrainConfig) -> TrainConfig:

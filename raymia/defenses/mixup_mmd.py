@@ -35,6 +35,7 @@ class MixupMMD(Defense):
     name = "mixup_mmd"
     stats: ClassVar[dict[str, type]] = {"mmd_epochs": int}
     needs_holdout = True
+    revision = 2  # the validation outputs are constants (no gradient through them)
     mixup_alpha: float = 1.0
     mmd_weight: float = 1.0
     gap_threshold: float = 0.05

@@ -45,6 +45,7 @@ class Selena(Defense):
     name = "selena"
     stats: ClassVar[dict[str, type]] = {"best_epoch": int}  # its distillation stops early
     needs_holdout = True
+    revision = 2  # like-target shadow models are distilled from Split-AIs of their own
     K: int = 25
     L: int = 10
     distill_epochs: int | None = None
