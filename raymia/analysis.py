@@ -29,7 +29,9 @@ from scipy.stats import beta
 from sklearn.metrics import roc_curve
 
 from raymia.audit import ORIGINAL
+from raymia.config import to_dict
 from raymia.data.canaries import CANARIES
+from raymia.registry import DEFENSES, OUTPUTS
 from raymia.seeding import rng
 
 CHOICE = "attacker_choice"
@@ -78,16 +80,13 @@ def family(row) -> str:
 def own_setting(trial) -> str:
     """The fields of a trial's defense (or output defense) that differ from its
     defaults, as `field=value`s; when none do, its first field and '(defaults)'."""
-    from raymia.config import to_dict
-    from raymia.registry import DEFENSES, OUTPUTS
-
     name = family(trial)
     section, registry = ("output", OUTPUTS) if name == trial.get("output.name") \
         else ("defense", DEFENSES)
     if name not in registry:
         return ""
     fields = [(k, v) for k, v in to_dict(registry[name]()).items()
-              if k != "name" and _present(trial.get(f"{section}.{k}"))]
+              if k != "name" and present(trial.get(f"{section}.{k}"))]
     changed = [setting(f"{section}.{k}", trial[f"{section}.{k}"]) for k, v in fields
                if trial[f"{section}.{k}"] != v]
     if changed or not fields:
@@ -95,7 +94,8 @@ def own_setting(trial) -> str:
     return f"{setting(f'{section}.{fields[0][0]}', trial[f'{section}.{fields[0][0]}'])} (defaults)"
 
 
-def _present(value) -> bool:
+def present(value) -> bool:
+    """Neither None nor NaN (a config column a trial's own defense lacks)."""
     return value is not None and not (isinstance(value, float) and np.isnan(value))
 
 
@@ -153,7 +153,7 @@ def tradeoff(trials: pd.DataFrame, attacks: pd.DataFrame) -> pd.DataFrame:
                          "undefended": family(t) == "none" or epsilon == np.inf,
                          "parameter": ", ".join(params),
                          "value": ", ".join(setting(p, t[p]) for p in params
-                                            if _present(t[p])) or own_setting(t),
+                                            if present(t[p])) or own_setting(t),
                          "sort": tuple(t[p] for p in params), "seed": t.seed,
                          "test_acc": t.test_acc, "choice": c.variant,
                          "auc": c.auc, "auc_lo": c.auc_lo, "auc_hi": c.auc_hi,

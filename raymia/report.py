@@ -46,16 +46,12 @@ def _ci(v, lo, hi) -> str:
     return "n/a" if pd.isna(v) else f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
-def _present(value) -> bool:
-    return value is not None and not (isinstance(value, float) and np.isnan(value))
-
-
 def _labeller(trials: pd.DataFrame):
     """A trial's panel title: its id's start, the fields that vary, its seed."""
     varying = analysis.varying_fields(trials)
 
     def label(trial: pd.Series) -> str:
-        values = [analysis.setting(c, trial[c]) for c in varying if _present(trial[c])]
+        values = [analysis.setting(c, trial[c]) for c in varying if analysis.present(trial[c])]
         return f"{trial.trial_id[:8]}: {', '.join(values) or analysis.family(trial)}, " \
                f"seed {trial.seed}"
     return label
