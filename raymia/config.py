@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import numbers
+import os
 import re
 import types
 import typing
@@ -57,7 +58,11 @@ def _is_a(value, tp) -> bool:
 class DataConfig(Section):
     """Which dataset. `root` (or the RAYMIA_DATA variable) holds local files for
     purchase100, texas100, cifar10 and cifar100; `size`, `n_features` and
-    `n_classes` shape the `synthetic` generator and are ignored otherwise."""
+    `n_classes` shape the `synthetic` generator and are ignored otherwise.
+    `files` reads your own data (raymia.data.files) from `path`, required
+    there and ignored otherwise: a .npz, a folder of x.npy and y.npy, a .csv
+    whose column `label_column` holds the labels, or an ImageFolder tree. The
+    path is made absolute, and must be readable where trials run."""
 
     section = "data"
 
@@ -66,10 +71,17 @@ class DataConfig(Section):
     size: int = 10_000
     n_features: int = 600
     n_classes: int = 100
+    path: str | None = None
+    label_column: str = "label"
 
     def __post_init__(self):
         check_types(self)
         registry.DATASETS.check(self.name, "name")
+        check(self.name != "files" or bool(self.path), "path",
+              "files reads your own data: set data.path to a .npz or .csv file or a folder")
+        if self.path:
+            object.__setattr__(self, "path", os.path.abspath(os.path.expanduser(self.path)))
+        check(self.label_column != "", "label_column", "must name a CSV column")
         check(self.size >= 2, "size", f"must be >= 2, got {self.size}")
         check(self.n_features >= 1, "n_features", f"must be >= 1, got {self.n_features}")
         check(self.n_classes >= 2, "n_classes", f"must be >= 2, got {self.n_classes}")
@@ -285,10 +297,68 @@ class EvaluationConfig(Section):
               f"must be >= 1, got {self.choice_rounds}")
 
 
+@dataclass(frozen=True)
+class Target(Section):
+    """A model trained elsewhere, audited as it is (raymia.target): `weights`, its
+    state_dict (a `torch.save(model.state_dict())` file, read with
+    `weights_only=True`, or `.safetensors`) for the experiment's `model` on its
+    `data`; `members`, the sample ids it trained on (a `.npy` of ids or a
+    boolean mask over the dataset, or a text file of ids, one per line or
+    comma-separated); `nonmembers` (optional), ids known to be outside its
+    training set, to draw the audit's non-members from (default: every other
+    example). The reference models train with the experiment's `train` and
+    `defense` (its recipe) on as many examples as the target's members. Paths
+    are made absolute and read where trials run (a shared filesystem on a
+    cluster). `digest`, filled in from the files when the config is made, is
+    their sha256: a model saved again under the same name is another trial,
+    and a file changed after the sweep started fails its trial. Unset
+    `weights`: raymia trains the target itself."""
+
+    section = "target"
+
+    weights: str | None = None
+    members: str | None = None
+    nonmembers: str | None = None
+    digest: str | None = None
+
+    def __post_init__(self):
+        check_types(self)
+        for name in ("weights", "members", "nonmembers"):
+            path = getattr(self, name)
+            if path is not None:
+                object.__setattr__(self, name, os.path.abspath(os.path.expanduser(path)))
+        if self.digest is None and self.weights is not None:
+            object.__setattr__(self, "digest", self.files_digest())
+        check(self.weights is None or self.members is not None, "members",
+              "needs the sample ids the model trained on (a .npy of ids or a boolean mask, "
+              "or a text file of ids)")
+        check(self.weights is not None or (self.members is None and self.nonmembers is None),
+              "weights", "members are given without the model's weights")
+
+    @property
+    def given(self) -> bool:
+        return self.weights is not None
+
+    def files_digest(self) -> str | None:
+        """sha256 over the files' bytes (None while one of them is missing)."""
+        h = hashlib.sha256()
+        for path in (self.weights, self.members, self.nonmembers):
+            if path is None:
+                h.update(b"-")
+                continue
+            try:
+                with open(path, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 20), b""):
+                        h.update(block)
+            except OSError:
+                return None
+        return h.hexdigest()[:16]
+
+
 #: Experiment fields added after the first release (see Experiment.trial_id)
-LATER_SECTIONS = ("output", "queries", "evaluation")
+LATER_SECTIONS = ("output", "queries", "evaluation", "target")
 #: fields added to a first-release section later: counted only where not at their default
-LATER_FIELDS = {"split": ("canaries", "canary_kind")}
+LATER_FIELDS = {"split": ("canaries", "canary_kind"), "data": ("path", "label_column")}
 
 
 def _default_defense():
@@ -315,9 +385,13 @@ class Experiment:
     reference: ReferenceConfig = field(default_factory=ReferenceConfig)
     queries: QueryConfig = field(default_factory=QueryConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    target: Target = field(default_factory=Target)
 
     def __post_init__(self):
         check(0 <= self.seed < 2**32, "seed", f"must be in [0, 2**32), got {self.seed}")
+        if self.target.given:
+            check(self.split.canaries == 0, "split.canaries",
+                  "a model trained elsewhere holds no canaries; set canaries to 0")
         check(type(self.defense) in registry.DEFENSES.values(), "defense",
               f"must be a defense config, got {self.defense!r}")
         check(type(self.output) in registry.OUTPUTS.values(), "output",
@@ -349,8 +423,8 @@ class Experiment:
     @property
     def trial_id(self) -> str:
         """Short content hash of the whole config: same config, same id. Sections
-        added after schema_version 1 (`output`, `queries`, `evaluation`) count only when they
-        differ from their defaults, so earlier trials keep their ids; so do the
+        added after schema_version 1 (`output`, `queries`, `evaluation`, `target`)
+        count only when they differ from their defaults, so earlier trials keep their ids; so do the
         fields of LATER_FIELDS. A defense whose meaning changed (`revision` > 1)
         adds its revision."""
         tree = self.to_dict()

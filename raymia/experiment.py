@@ -37,9 +37,12 @@ from raymia.outputs import NoOutput, output_fields
 from raymia.intervals import bootstrap_intervals, null_band
 from raymia.metrics import FPR_POINTS, accuracy, attack_metrics, ece
 from raymia.results import SCHEMA_VERSION, to_table, training_stats
+from raymia.risk import risk_rows
+from raymia.slices import slice_rows
 from raymia.seeding import derive_seed, rng
 from raymia.signals import correct, max_prob, phi, true_log_prob
 from raymia.queries import ood_name, query_sets
+from raymia.target import load_target
 from raymia.train.job import JobResult, TrainJob
 
 
@@ -49,7 +52,8 @@ class Executor(Protocol):
 
 
 def make_jobs(exp: Experiment, splits: Splits, cache_dir: str | None = None,
-              kind: str = "image", relabel: Relabel | None = None) -> list[TrainJob]:
+              kind: str = "image", relabel: Relabel | None = None,
+              weights: dict | None = None) -> list[TrainJob]:
     """The target's job, then the shadow models in jobs of `models_per_job`.
     Shadow seeds depend on the root seed only, not on the defense. The target's
     held-out data is the validation split; the shadow models' is the
@@ -58,15 +62,17 @@ def make_jobs(exp: Experiment, splits: Splits, cache_dir: str | None = None,
     Every model also answers the trial's extra queries (raymia.queries) for data
     of `kind`: the shadow models on the universe, where their thresholds are
     fitted, the target on the audit set, all the attacks ask of it. Every model
-    trains with the canaries' labels `relabel`."""
+    trains with the canaries' labels `relabel`. With `weights` (a model trained
+    elsewhere, raymia.target), the target's job loads them instead of training;
+    the shadow models train with the experiment's recipe as ever."""
     universe = splits.universe
     extra = query_sets(exp, kind, universe, splits.nonmembers)
     answered = np.zeros(0, np.int64) if fans_out(exp, cache_dir, len(universe)) else universe
     target = TrainJob("target", 0, (splits.members,), (derive_seed(exp.seed, "target"),),
-                      exp.model, exp.train, exp.defense, answered, (splits.validation,),
-                      cache_dir=cache_dir, output=exp.output,
+                      exp.model, exp.train, exp.defense if weights is None else NoDefense(),
+                      answered, (splits.validation,), cache_dir=cache_dir, output=exp.output,
                       query_sets=query_sets(exp, kind, splits.audit, splits.nonmembers),
-                      relabel=relabel)
+                      relabel=relabel, weights=weights)
     like_target = exp.shadows.train == "like_target"
     shadow_defense = exp.defense if like_target and exp.defense.applies_to_shadows else NoDefense()
     shadow_output = exp.output if like_target and exp.output.applies_to_shadows else NoOutput()
@@ -184,10 +190,12 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
     `cache_dir`, models trained before with the same content hash are reused."""
     started = datetime.now(timezone.utc)
     t0 = time.time()
-    splits = make_splits(len(data), exp.split, exp.shadows.n_models, exp.seed, exp.data.name)
+    known, weights = load_target(exp, data) or (None, None)  # a model trained elsewhere
+    splits = make_splits(len(data), exp.split, exp.shadows.n_models, exp.seed, exp.data.name,
+                         known)
     change = relabel(splits.canaries, data.y, data.n_classes, exp.split.canary_kind, exp.seed)
     data = relabeled(data, change)
-    jobs = make_jobs(exp, splits, cache_dir, data.kind, change)
+    jobs = make_jobs(exp, splits, cache_dir, data.kind, change, weights)
     attacker = Attacker(exp, splits, jobs[0]) if needs_stage(exp, "adaptive") else None
     theirs = attacker.jobs if attacker else []  # the adaptive attacker's Split-AI
     if attacker:
@@ -270,10 +278,30 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
         "attacks": to_table("attacks", pd.DataFrame(attack_rows)).to_pandas(),
         "scores": scores,
     }
+    # where it leaks: every attack per slice, every audit example's exposure
+    labels = pd.Series(inputs.labels, index=splits.audit)  # by sample_id
+    right = pd.Series(correct(inputs.target_logits, inputs.labels), index=splits.audit)
+    tables["slices"] = to_table("slices", slice_rows(
+        scores, labels, right, exp.evaluation.n_resamples, exp.evaluation.confidence, exp.seed,
+        thresholds=tables["attacks"])).to_pandas()
+    tables["risk"] = to_table("risk", risk_rows(scores, labels, right)).to_pandas()
     if write_signals:
         tables["signals"] = signal_rows(key, universe, labels_u, target_u, shadow_u,
                                         splits.keep, n_members)
+        tables["logits"] = logits_file(inputs, splits)
     return tables
+
+
+def logits_file(inputs, splits: Splits) -> dict[str, np.ndarray]:
+    """The trial's logits as `python -m raymia.audit_logits` reads them: the
+    target and every shadow model, the audit set then the shadow pool."""
+    n_audit = len(inputs.labels)
+    return {"logits": inputs.target_logits, "labels": inputs.labels,
+            "is_member": splits.audit_is_member, "sample_id": splits.audit,
+            "is_canary": splits.audit_is_canary, "ref_logits": inputs.shadow_logits,
+            "ref_keep": inputs.keep,
+            "population_logits": inputs.target_population_logits,
+            "population_labels": inputs.universe_labels[n_audit:]}
 
 
 def signal_rows(key: dict, universe, labels, target_logits, shadow_logits, keep,

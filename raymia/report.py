@@ -15,7 +15,10 @@ path. The figures draw what `raymia.analysis` computes from the tables:
   OOD             false-positive rate per evaluation set, and the target's
                   maximum prediction score by outcome (TP/FP/TN/FN)
   cost            seconds per stage, models trained and cached, nodes
-and a table of every trial. A part a directory lacks is said in words.
+and tables: every trial; the attacker's choice's AUC per slice of the audit
+set (true class, correctly classified, confidence quartile: raymia.slices);
+the members most exposed to it (raymia.risk.most_exposed). A part a
+directory lacks is said in words.
 `--trials` keeps those trials (ids or unique prefixes).
 """
 from __future__ import annotations
@@ -37,8 +40,12 @@ from raymia import analysis  # noqa: E402
 from raymia.config import ConfigError  # noqa: E402
 from raymia.data.canaries import CANARIES  # noqa: E402
 from raymia.results import open_results, read_table  # noqa: E402
+from raymia.risk import most_exposed  # noqa: E402
 
 MAX_ROC_PANELS = 16
+MAX_SLICE_TRIALS = 8  # columns of the slices table
+MAX_EXPOSED_TRIALS = 4  # trials whose most exposed members are listed
+N_EXPOSED = 10
 OUTCOMES = ("tp", "fp", "tn", "fn")
 
 
@@ -135,6 +142,64 @@ def roc_section(rep: Report, trials, attacks, scores) -> None:
     rep.figure(fig, "roc", "ROC curves on log-log axes from the scores table; dotted lines at "
                "0.1% and 1% FPR; the attacker's choice (picked on shadow models) in bold black; "
                "intervals are 95% stratified bootstrap.")
+
+
+def _finished(trials, limit: int) -> tuple[pd.DataFrame, str]:
+    """The finished trials in the trial table's order, at most `limit`, and a
+    sentence when some are left out."""
+    order = analysis.trial_table(trials, None).trial_id
+    ok = trials.set_index("trial_id").loc[order].reset_index()
+    ok = ok[ok.status == "ok"]
+    note = (f"The first {limit} of {len(ok)} finished trials (choose others with --trials)."
+            if len(ok) > limit else "")
+    return ok.iloc[:limit], note
+
+
+def slices_section(rep: Report, trials, slices) -> None:
+    rep.heading("Slices")
+    chosen = None if slices is None else slices[(slices.attack == analysis.CHOICE)
+                                                & (slices.eval_set == "original")]
+    if chosen is None or chosen.empty:
+        rep.words("No slices table (written by trials since it was added): no slices.")
+        return
+    ok, note = _finished(trials[trials.trial_id.isin(chosen.trial_id)], MAX_SLICE_TRIALS)
+    label = _labeller(trials)
+    columns = {}
+    for _, trial in ok.iterrows():
+        rows = chosen[chosen.trial_id == trial.trial_id]
+        cells = [f"{_ci(r.auc, r.auc_lo, r.auc_hi)} ({r.n_members}/{r.n_nonmembers})"
+                 for r in rows.itertuples()]
+        columns[label(trial)] = pd.Series(cells, index=pd.MultiIndex.from_frame(
+            rows[["slice_kind", "slice"]]))
+    table = pd.DataFrame(columns)
+    table = table.loc[[k for k in dict.fromkeys(chosen[["slice_kind", "slice"]].itertuples(
+        index=False, name=None)) if k in table.index]].reset_index()
+    rep.words("The attacker's choice's AUC on slices of the audit set with its 95% "
+              "interval and (members/non-members): by true class, by whether the target "
+              "classifies the example correctly, and by quartile of the target's confidence "
+              "(q1 least confident; edges over the whole audit set). A slice's interval is "
+              "wide where it holds few examples. " + note)
+    rep.table(table.rename(columns={"slice_kind": "slice kind"}))
+
+
+def exposed_section(rep: Report, trials, risk) -> None:
+    rep.heading("Most exposed examples")
+    top = None if risk is None else most_exposed(risk, N_EXPOSED)
+    if top is None or top.empty:
+        rep.words("No risk table (written by trials since it was added): no per-example risk.")
+        return
+    ok, note = _finished(trials[trials.trial_id.isin(top.trial_id)], MAX_EXPOSED_TRIALS)
+    rep.words(f"Per trial, the {N_EXPOSED} members the attacker's choice flags at the lowest "
+              "false-positive rate: fpr_at_score is the fraction of non-members scoring at "
+              "least as high (0: flagged with no false positive), tpr_at_score the fraction "
+              "of members. Join sample_id to the data (the risk table ranks every audit "
+              "example, also by LiRA). " + note)
+    label = _labeller(trials)
+    for _, trial in ok.iterrows():
+        rows = top[top.trial_id == trial.trial_id]
+        rep.words(f"{label(trial)} ({rows.variant.iloc[0]})")
+        rep.table(rows[["sample_id", "label", "score", "fpr_at_score", "tpr_at_score",
+                        "rank"]])
 
 
 def _whiskers(rows: pd.DataFrame, y: str) -> np.ndarray:
@@ -302,7 +367,8 @@ def write_report(results_dir, out=None, trials_wanted=None) -> Path:
             keep.append(hit.iloc[0])
         trials = trials[trials.trial_id.isin(keep)]
     ids = set(trials.trial_id)
-    attacks, scores = (_read(root, name, ids) for name in ("attacks", "scores"))
+    attacks, scores, slices, risk = (_read(root, name, ids)
+                                     for name in ("attacks", "scores", "slices", "risk"))
     out = Path(out) if out else root / "report"
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -319,6 +385,8 @@ def write_report(results_dir, out=None, trials_wanted=None) -> Path:
     rep.heading("Trials")
     rep.table(analysis.trial_table(trials, attacks))
     roc_section(rep, trials, attacks, scores)
+    slices_section(rep, trials, slices)
+    exposed_section(rep, trials, risk)
     tradeoff_section(rep, trials, attacks)
     against_dp_section(rep, trials, attacks)
     dp_section(rep, trials)

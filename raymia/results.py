@@ -5,6 +5,22 @@ rehearsal and direction columns and its `attacker_choice` rows (the chosen
 variant named in `variant`); shadow models train on as many examples as the
 target. Parts of both versions read back together (`read_results`).
 
+Added since (columns only, the version stays): the attacks table's headline
+figures `advantage` (TPR - FPR at the fitted threshold), `oracle_advantage`
+(the largest TPR - FPR over the ROC, chosen on the evaluation labels) and
+`ppv_at_fpr_<a>` with their intervals and null bands (raymia.metrics,
+raymia.intervals); and two tables:
+  slices  one row per (trial, attack, variant, eval_set "original", slice):
+          `slice_kind` ("all", "class", "correct", "confidence"), `slice`
+          ("3", "true", "q1"...), `slice_low`/`slice_high` (a confidence
+          quartile's edges), `n_members`, `n_nonmembers`, `auc`,
+          `tpr_at_fpr_0.01`, `advantage` with their intervals, and
+          `oracle_advantage` (raymia.slices)
+  risk    one row per (trial, attack, variant, eval_set, audit example) of the
+          attacker's choice and LiRA's online variants on the population and
+          the canaries: `sample_id`, `label`, `is_member`, `correct`, `score`,
+          `rank`, `fpr_at_score`, `tpr_at_score` (raymia.risk)
+
 Under a results directory each table is a folder of part files, one per trial,
 named `<table>/<trial_id>.parquet`. A part is written to a hidden temporary
 file and renamed into place, so a crash never leaves a half-written part
@@ -19,6 +35,7 @@ import types
 import typing
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -31,7 +48,7 @@ from raymia.intervals import interval_columns
 from raymia.metrics import FPR_POINTS
 
 SCHEMA_VERSION = 2
-TABLES = ("trials", "attacks", "scores", "signals")
+TABLES = ("trials", "attacks", "scores", "signals", "slices", "risk")
 F64, F32, I64, STR, BOOL = pa.float64(), pa.float32(), pa.int64(), pa.string(), pa.bool_()
 TIME = pa.timestamp("us", tz="UTC")
 
@@ -112,6 +129,8 @@ SCHEMAS = _Schemas({
                        + [(f"tpr_at_fpr_{a:g}", F64) for a in FPR_POINTS]
                        + [(k, F64) for k in ("acc", "precision", "recall", "fpr", "threshold",
                                              "mmps_tp", "mmps_fp", "mmps_tn", "mmps_fn")]
+                       + [(k, F64) for k in ("advantage", "oracle_advantage")]
+                       + [(f"ppv_at_fpr_{a:g}", F64) for a in FPR_POINTS]
                        + [("n_members", I64), ("n_nonmembers", I64)]
                        + [(c, F64) for c in interval_columns()]
                        + [(f"max_fp_at_fpr_{a:g}", I64) for a in FPR_POINTS]
@@ -123,6 +142,14 @@ SCHEMAS = _Schemas({
     "signals": _schema(KEY + [("role", STR), ("model_index", I64), ("sample_id", I64),
                               ("in_train", BOOL), ("p_true", F32), ("phi", F32),
                               ("correct", BOOL)]),
+    "slices": _schema(ATTACK_KEY + [("slice_kind", STR), ("slice", STR), ("slice_low", F64),
+                                    ("slice_high", F64), ("n_members", I64),
+                                    ("n_nonmembers", I64)]
+                      + [(f"{f}{end}", F64) for f in ("auc", "tpr_at_fpr_0.01", "advantage")
+                         for end in ("", "_lo", "_hi")] + [("oracle_advantage", F64)]),
+    "risk": _schema(ATTACK_KEY + [("sample_id", I64), ("label", I64), ("is_member", BOOL),
+                                 ("correct", BOOL), ("score", F32), ("rank", I64),
+                                 ("fpr_at_score", F64), ("tpr_at_score", F64)]),
 })
 
 
@@ -202,7 +229,31 @@ def write_trial(results_dir, trial_id: str, tables: dict[str, pd.DataFrame]) -> 
             write_part(results_dir, table, trial_id, tables[table])
         else:
             part_path(results_dir, table, trial_id).unlink(missing_ok=True)
+    logits = logits_path(results_dir, trial_id)
+    if "logits" in tables:
+        write_arrays(logits, tables["logits"])
+    else:
+        logits.unlink(missing_ok=True)
     write_part(results_dir, "trials", trial_id, tables["trials"])
+
+
+def logits_path(results_dir, trial_id: str) -> Path:
+    """A trial's logits (raymia.experiment.logits_file), the input of
+    `python -m raymia.audit_logits`."""
+    return Path(results_dir) / "logits" / f"{trial_id}.npz"
+
+
+def write_arrays(path: Path, arrays: dict) -> None:
+    """An .npz of numeric arrays, written atomically like a part file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items() if v is not None})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def read_part(results_dir, table: str, trial_id: str) -> pd.DataFrame | None:

@@ -7,13 +7,17 @@ Trials averaged over their seeds, one row per configuration:
                 FPR as the mean over seeds, their spread over seeds (`_sd`),
                 the mean of the per-seed 95% intervals (`_lo`, `_hi`), the
                 upper end of the null band of TPR at 1% FPR (no signal, same
-                sizes), `chance`: the seeds whose AUC interval holds 1/2, and
-                with canaries the choice's TPR at 1% FPR on them (`canary_`)
+                sizes), its advantage (TPR - FPR at its fitted threshold) and
+                PPV at 1% FPR with their intervals, `chance`: the seeds whose
+                AUC interval holds 1/2, and with canaries the choice's TPR at
+                1% FPR on them (`canary_`)
   --by-attack   one row per configuration and attack variant: AUC and TPR at
-                0.1% and 1% FPR with their intervals, balanced accuracy
+                0.1% and 1% FPR with their intervals, balanced accuracy,
+                advantage and PPV at 1% FPR with their intervals
   --eval-sets   one row per configuration, attack variant and evaluation set:
                 precision, recall, FPR and MMPS at the fitted threshold
 Nothing here is a maximum over attacks taken with the evaluation labels.
+Printed, a figure and its interval share a column: `auc [lo, hi]`.
 `--attacks` keeps those attacks' rows (the attacker's choice was made among
 every attack the trial ran).
 """
@@ -31,6 +35,8 @@ from raymia.results import open_results
 
 
 CANARY_FIGURES = ("tpr_at_fpr_0.01", "tpr_at_fpr_0.01_lo", "tpr_at_fpr_0.01_hi")
+HEADLINE = ("advantage", "advantage_lo", "advantage_hi", "ppv_at_fpr_0.01",
+            "ppv_at_fpr_0.01_lo", "ppv_at_fpr_0.01_hi")
 
 
 def _trials(results_dir, sweep: str | None):
@@ -98,11 +104,13 @@ def summarize(results_dir, sweep: str | None = None, attacks: list[str] | None =
         rows = trials[["trial_id", "configuration", *varying]].merge(table, on="trial_id")
         return _average(rows, ["attack", "variant"], varying,
                         ["auc", "auc_lo", "auc_hi", "tpr_at_fpr_0.001", "tpr_at_fpr_0.01",
-                         "tpr_at_fpr_0.01_lo", "tpr_at_fpr_0.01_hi", "acc", "null_auc_hi"]
+                         "tpr_at_fpr_0.01_lo", "tpr_at_fpr_0.01_hi", "acc", "null_auc_hi",
+                         *[c for c in HEADLINE if c in rows]]
                         ).drop(columns="configuration")
     chosen = table[table.attack == "attacker_choice"].set_index("trial_id")
     figures = ["auc", "auc_lo", "auc_hi", "tpr_at_fpr_0.01", "tpr_at_fpr_0.01_lo",
-               "tpr_at_fpr_0.01_hi", "null_tpr_at_fpr_0.01_hi"]
+               "tpr_at_fpr_0.01_hi", "null_tpr_at_fpr_0.01_hi",
+               *[c for c in HEADLINE if c in chosen]]  # parts before them lack the columns
     rows = trials.join(chosen[["variant", *figures]].rename(columns={"variant": "choice"}),
                        on="trial_id")
     canary = [f"canary_{f}" for f in CANARY_FIGURES]
@@ -121,8 +129,23 @@ def summarize(results_dir, sweep: str | None = None, attacks: list[str] | None =
     columns = [*varying, "test_acc", "gap", "ece", "epsilon", "choice", "auc", "auc_sd",
                "auc_lo", "auc_hi", "tpr_at_fpr_0.01", "tpr_at_fpr_0.01_sd",
                "tpr_at_fpr_0.01_lo", "tpr_at_fpr_0.01_hi", "null_tpr_at_fpr_0.01_hi",
-               "chance", *canary, "seeds"]
+               *HEADLINE, "chance", *canary, "seeds"]
     return out[[c for c in columns if c in out.columns]]
+
+
+def compact(table: pd.DataFrame) -> pd.DataFrame:
+    """For printing: each figure with `_lo` and `_hi` beside it in one text
+    column `<figure> [lo, hi]` ("0.678 [0.615, 0.735]"), other floats to 3 places."""
+    out = table.copy()
+
+    def text(v) -> str:
+        return "n/a" if pd.isna(v) else f"{v:.3f}"
+    for col in [c for c in table.columns if {f"{c}_lo", f"{c}_hi"} <= set(table.columns)]:
+        cells = [text(v) if pd.isna(lo) or pd.isna(hi) else f"{text(v)} [{lo:.3f}, {hi:.3f}]"
+                 for v, lo, hi in zip(table[col], table[f"{col}_lo"], table[f"{col}_hi"])]
+        out.insert(out.columns.get_loc(col), f"{col} [lo, hi]", cells)
+        out = out.drop(columns=[col, f"{col}_lo", f"{col}_hi"])
+    return out
 
 
 def main(argv=None) -> int:
@@ -142,7 +165,7 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"raymia: error: {e}", file=sys.stderr)
         return 2
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(compact(table).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if note:
         print(note)
     return 0

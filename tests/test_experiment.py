@@ -9,8 +9,8 @@ from conftest import tiny_experiment
 from raymia.data.splits import make_splits
 from raymia.execution.inprocess import InProcessExecutor
 from raymia.experiment import make_jobs, run_trial
-from raymia.metrics import tpr_at_fpr
-from raymia.results import SCHEMAS, to_table
+from raymia.metrics import ppv_at_fpr, tpr_at_fpr
+from raymia.results import SCHEMAS, TABLES, to_table
 
 
 @pytest.fixture(scope="module")
@@ -19,9 +19,9 @@ def tables(digits):
 
 
 def test_tables_follow_the_schema(tables):
-    assert set(tables) == {"trials", "attacks", "scores", "signals"}
-    for name, frame in tables.items():
-        assert to_table(name, frame).schema == SCHEMAS[name]  # raises on a missing column
+    assert set(TABLES) <= set(tables)
+    for name in TABLES:
+        assert to_table(name, tables[name]).schema == SCHEMAS[name]  # raises on a missing column
     trial = tables["trials"].iloc[0]
     assert trial["status"] == "ok" and trial["n_members"] == 60 and trial["n_shadow_models"] == 4
     assert trial["gap"] == pytest.approx(trial["train_acc"] - trial["test_acc"])
@@ -38,6 +38,14 @@ def test_attack_rows_are_reproduced_from_the_scores(tables):
         assert tpr_at_fpr(fpr, tpr, 0.01) == row["tpr_at_fpr_0.01"]
         assert tpr_at_fpr(fpr, tpr, 0.001) == row["tpr_at_fpr_0.001"]
         assert roc_auc_score(part.is_member, part.score) == row.auc
+        member, flagged = part.is_member.to_numpy(), part.score.to_numpy() >= row.threshold
+        assert row.advantage == pytest.approx(flagged[member].mean() - flagged[~member].mean())
+        assert row.oracle_advantage == pytest.approx(max((tpr - fpr).max(), 0))
+        for a in (0.01, 0.001):
+            want = ppv_at_fpr(fpr, tpr, a, member.sum(), (~member).sum())
+            assert row[f"ppv_at_fpr_{a:g}"] == pytest.approx(want, nan_ok=True)
+        for f in ("advantage", "oracle_advantage", "ppv_at_fpr_0.01"):
+            assert f"{f}_lo" in row and f"null_{f}_hi" in row
 
 
 def test_signals_cover_target_and_every_shadow(tables, digits):
@@ -57,6 +65,8 @@ def test_same_seed_twice_gives_identical_attack_tables(tables, digits):
     again = run_trial(tiny_experiment(), digits, InProcessExecutor(digits), sweep="t", node="here")
     pd.testing.assert_frame_equal(tables["attacks"], again["attacks"])
     pd.testing.assert_frame_equal(tables["scores"], again["scores"])
+    pd.testing.assert_frame_equal(tables["slices"], again["slices"])
+    pd.testing.assert_frame_equal(tables["risk"], again["risk"])
 
 
 def test_shadow_jobs_follow_the_keep_matrix_and_ignore_the_defense(digits):
@@ -97,6 +107,9 @@ def test_summarize_averages_each_configuration_over_its_seeds(tables, digits, tm
     assert none.auc == pytest.approx(np.mean([c.auc for c in chosen]))
     assert none.auc_sd == pytest.approx(np.std([c.auc for c in chosen], ddof=1))
     assert none.auc_lo == pytest.approx(np.mean([c.auc_lo for c in chosen]))
+    assert none.advantage_hi == pytest.approx(np.mean([c.advantage_hi for c in chosen]))
+    assert none["ppv_at_fpr_0.01_lo"] == pytest.approx(
+        np.nanmean([c["ppv_at_fpr_0.01_lo"] for c in chosen]), nan_ok=True)
     assert none.choice == ",".join(sorted({c.variant for c in chosen}))
     holds = sum(c.auc_lo <= 0.5 <= c.auc_hi for c in chosen)
     assert none.chance == f"{holds}/2"

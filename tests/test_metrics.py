@@ -59,3 +59,53 @@ def test_phi_is_stable_where_the_naive_formula_is_not():
     assert got[1] == pytest.approx(math.log(p[1]) - math.log(1 - p[1]))
     assert got[2] == pytest.approx(-40 - math.log(2))
     assert np.isfinite(got).all()
+
+
+def test_headline_figures_golden():
+    """advantage at the fitted threshold, the oracle's over the ROC, PPV at the
+    ROC point of TPR at 1% FPR (of the points with that TPR, the least FPR)."""
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.3, 0.2])
+    is_member = np.array([True, True, False, True, False, False])
+    m = attack_metrics(scores, is_member, scores >= 0.65, np.zeros(6))
+    assert m["advantage"] == pytest.approx(2 / 3 - 1 / 3)  # recall - fpr
+    assert m["oracle_advantage"] == pytest.approx(2 / 3)  # at 0.6: TPR 1, FPR 1/3
+    assert m["ppv_at_fpr_0.01"] == pytest.approx(1.0)  # TPR 2/3 with no false positive
+
+
+def test_ppv_counts_members_and_nonmembers_as_drawn():
+    from raymia.metrics import ppv_at_fpr
+
+    fpr = np.array([0.0, 0.0, 0.005, 0.005, 0.02])
+    tpr = np.array([0.0, 0.1, 0.3, 0.3, 0.6])
+    assert ppv_at_fpr(fpr, tpr, 0.01, 100, 200) == pytest.approx(30 / (30 + 1))
+    assert ppv_at_fpr(fpr, tpr, 0.01, 100, 100) == pytest.approx(0.3 / (0.3 + 0.005))
+    assert math.isnan(ppv_at_fpr(fpr[:1], tpr[:1], 0.01, 100, 100))  # flags nobody
+
+
+def test_headline_figures_of_a_perfect_and_of_a_random_attack():
+    from raymia.intervals import bootstrap_intervals
+
+    member = np.arange(400) < 200
+    perfect = attack_metrics(member * 1.0, member, member, np.zeros(400))
+    assert perfect["oracle_advantage"] == 1.0 and perfect["advantage"] == 1.0
+    assert perfect["ppv_at_fpr_0.01"] == 1.0 and perfect["ppv_at_fpr_0.001"] == 1.0
+    scores = np.random.default_rng(0).normal(size=400)
+    noise = attack_metrics(scores, member, scores >= 0, np.zeros(400))
+    ci = bootstrap_intervals(scores, member, 0.0, 500, 0.95, np.random.default_rng(1))
+    assert ci["advantage_lo"] < 0 < ci["advantage_hi"]
+    assert ci["advantage_lo"] <= noise["advantage"] <= ci["advantage_hi"]
+    assert 0 < noise["oracle_advantage"] < 0.2  # the oracle's maximum is never below 0
+
+
+def test_threshold_figures_agree_with_scikit_learn():
+    from sklearn.metrics import balanced_accuracy_score, precision_score, recall_score
+
+    gen = np.random.default_rng(3)
+    for _ in range(20):
+        member = gen.random(50) < 0.5
+        member[:2] = [True, False]
+        predicted = gen.random(50) < gen.random()
+        m = attack_metrics(gen.random(50), member, predicted, gen.random(50))
+        assert m["acc"] == pytest.approx(balanced_accuracy_score(member, predicted))
+        assert m["precision"] == pytest.approx(precision_score(member, predicted, zero_division=0))
+        assert m["recall"] == pytest.approx(recall_score(member, predicted, zero_division=0))

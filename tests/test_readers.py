@@ -38,6 +38,10 @@ def test_summarize_shows_varying_list_fields_and_says_what_failed(results, capsy
     assert summarize_main([str(results)]) == 0
     out = capsys.readouterr().out
     assert "(32, 16)" in out and "(64,)" in out
+    header = out.splitlines()[0]
+    for figure in ("auc", "tpr_at_fpr_0.01", "advantage", "ppv_at_fpr_0.01"):
+        assert f"{figure} [lo, hi]" in header, figure  # a figure and its interval, one column
+    assert "auc_lo" not in header and len(header) < 250
     assert "1 failed trial(s) left out" in out and "TrainingDiverged" in out
 
 

@@ -48,6 +48,13 @@ def test_a_report_with_every_figure_and_no_network(results, tmp_path, capsys):
     assert "queries.eval_sets" in page
     svg = (out / "roc.svg").read_text()
     assert "false-positive rate" in svg and "true-positive rate" in svg
+    slices = page[page.index("<h2>Slices</h2>"):page.index("<h2>Most exposed examples</h2>")]
+    for name in ("class", "correct", "confidence", "q4", "true"):
+        assert f"<td>{name}</td>" in slices, name
+    assert slices.count("<table") == 1 and re.search(r"0\.\d{3} \[0\.\d{3}, [01]\.\d{3}\]",
+                                                     slices)
+    exposed = page[page.index("<h2>Most exposed examples</h2>"):]
+    assert exposed.count("<th>fpr_at_score</th>") == 2  # the two finished trials
 
 
 def test_one_trial_without_signals_still_gives_a_report(results, tmp_path):
@@ -62,6 +69,7 @@ def test_a_failed_trial_alone_is_said_in_words(results, tmp_path):
     assert main([str(results), "--out", str(tmp_path), "--trials", failed]) == 0
     page = (tmp_path / "report.html").read_text()
     assert "0 trial(s) ok, 1 failed" in page and "no ROC curves" in page
+    assert "no slices" in page and "no per-example risk" in page
 
 
 def test_an_all_failed_directory_says_so_in_words(tmp_path):

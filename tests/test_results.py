@@ -61,7 +61,8 @@ def test_parts_of_two_schema_versions_read_back_with_every_column(tmp_path, digi
     write_trial(tmp_path, "new", new)
     old_columns = [c for c in SCHEMAS["attacks"].names
                    if not c.endswith(("_lo", "_hi")) and not c.startswith(
-                       ("max_fp", "rehearsal", "direction", "n_no_out"))]
+                       ("max_fp", "rehearsal", "direction", "n_no_out", "advantage", "oracle",
+                        "ppv"))]
     old = new["attacks"][new["attacks"].attack != "attacker_choice"][old_columns]
     (tmp_path / "attacks").mkdir(exist_ok=True)
     pq.write_table(pa.Table.from_pandas(old.assign(trial_id="old"), preserve_index=False),
@@ -74,5 +75,9 @@ def test_parts_of_two_schema_versions_read_back_with_every_column(tmp_path, digi
     assert set(attacks.columns) == set(SCHEMAS["attacks"].names)
     assert attacks[attacks.trial_id == "old"].auc_lo.isna().all()
     assert attacks[attacks.trial_id != "old"].auc_lo.notna().all()
+    assert attacks[attacks.trial_id == "old"].advantage.isna().all()  # added columns: null
+    assert attacks[attacks.trial_id != "old"].advantage_lo.notna().all()
+    assert set(tables["slices"].columns) == set(SCHEMAS["slices"].names)  # the new tables
+    assert set(tables["risk"].columns) == set(SCHEMAS["risk"].names)
     assert sorted(tables["trials"].schema_version) == [1, SCHEMA_VERSION]
     assert "models_cached" in tables["trials"].columns

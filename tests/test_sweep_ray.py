@@ -88,7 +88,7 @@ def test_the_sweep_writes_every_table_and_reports_failure(sweep_run):
     status, _, results = sweep_run
     assert status == 1  # the diverging trials failed, the others were still written
     tables = read_results(results)
-    assert set(tables) == {"trials", "attacks", "scores", "signals"}
+    assert set(tables) == {"trials", "attacks", "scores", "signals", "slices", "risk"}
     for name, frame in tables.items():
         assert list(frame.columns) == SCHEMAS[name].names
     trials = tables["trials"].set_index("trial_id")
@@ -99,6 +99,8 @@ def test_the_sweep_writes_every_table_and_reports_failure(sweep_run):
     ok = trials[trials.status == "ok"]
     assert set(ok.defense) == {"none", "l2"} and ok.node.str.startswith("127.0.0.1/").all()
     assert set(tables["attacks"].trial_id) == set(ok.index)  # failed trials leave no attack rows
+    logits = {p.stem for p in (results / "logits").glob("*.npz")}  # audit_logits' input
+    assert logits == set(ok.index)
 
 
 def test_every_auc_is_reproduced_from_the_scores(sweep_run):

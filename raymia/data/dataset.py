@@ -32,8 +32,9 @@ class Dataset:
         return tuple(self.x.shape[1:])
 
 
-def checked(name: str, x, y, n_classes: int, kind: str, source: str) -> Dataset:
-    """Validate what a loader read; errors name `source` (the file)."""
+def checked(name: str, x, y, n_classes: int | None, kind: str, source: str) -> Dataset:
+    """Validate what a loader read; errors name `source` (the file). With
+    `n_classes` None, the labels say it: class ids from 0, max label + 1."""
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim < 2:
         raise DataError(source, f"features must be 2-D or more, got shape {x.shape}")
@@ -52,6 +53,10 @@ def checked(name: str, x, y, n_classes: int, kind: str, source: str) -> Dataset:
         if not np.issubdtype(y.dtype, np.floating) or not np.all(np.mod(y, 1) == 0):
             raise DataError(source, f"labels must be whole numbers, got dtype {y.dtype}")
     y = y.astype(np.int64)
+    if n_classes is None:
+        if y.min() < 0:
+            raise DataError(source, f"labels must be class ids from 0, got {y.min()}")
+        n_classes = int(y.max()) + 1
     if y.min() < 0 or y.max() >= n_classes:
         raise DataError(source, f"labels must be in [0, {n_classes}), got [{y.min()}, {y.max()}]")
     return Dataset(name, np.ascontiguousarray(x), y, n_classes, kind)

@@ -63,8 +63,18 @@ class Splits:
 
 
 def make_splits(n_examples: int, cfg: SplitConfig, n_shadow: int, seed: int,
-                dataset: str = "the dataset") -> Splits:
-    """Draw the splits; asking for more examples than exist is a ConfigError."""
+                dataset: str = "the dataset", known: tuple | None = None) -> Splits:
+    """Draw the splits; asking for more examples than exist is a ConfigError.
+
+    `known`: (members, non-members or None) of a model trained elsewhere
+    (raymia.target). Its members are the audit's members, all of them
+    (`cfg.n_members` is not read); the non-members, shadow pool, validation and
+    held-out sets are drawn from the known non-members, else from every other
+    example."""
+    if n_shadow < 2 or n_shadow % 2:
+        raise ConfigError("shadows.n_models", f"must be even and >= 2, got {n_shadow}")
+    if known is not None:
+        return _around_members(n_examples, cfg, n_shadow, seed, dataset, *known)
     sizes = [cfg.n_members, cfg.n_members, cfg.n_shadow_pool, cfg.n_validation, cfg.n_validation]
     if sum(sizes) + cfg.canaries > n_examples:
         canaries = f", {cfg.canaries} canaries" if cfg.canaries else ""
@@ -72,8 +82,6 @@ def make_splits(n_examples: int, cfg: SplitConfig, n_shadow: int, seed: int,
                           f"members, as many non-members, {cfg.n_shadow_pool} shadow pool, "
                           f"{cfg.n_validation} validation and as many held out for shadow "
                           f"models{canaries}) but {dataset} holds {n_examples}")
-    if n_shadow < 2 or n_shadow % 2:
-        raise ConfigError("shadows.n_models", f"must be even and >= 2, got {n_shadow}")
     order = rng(seed, "splits").permutation(n_examples).astype(np.int64)
     members, nonmembers, pool, validation, shadow_holdout, rest = np.split(order, np.cumsum(sizes))
     canaries = rest[:cfg.canaries]
@@ -82,8 +90,31 @@ def make_splits(n_examples: int, cfg: SplitConfig, n_shadow: int, seed: int,
         canaries = np.concatenate([canaries[half], canaries[~half]])
         members = np.concatenate([members, canaries[:len(canaries) // 2]])
         nonmembers = np.concatenate([nonmembers, canaries[len(canaries) // 2:]])
+    return _with_keep(members, nonmembers, pool, validation, shadow_holdout, canaries,
+                      n_shadow, seed)
+
+
+def _around_members(n_examples: int, cfg: SplitConfig, n_shadow: int, seed: int, dataset: str,
+                    members: np.ndarray, nonmembers: np.ndarray | None) -> Splits:
+    """The splits of a given target: its members, the rest drawn from the others."""
+    others = np.setdiff1d(np.arange(n_examples), members) if nonmembers is None else nonmembers
+    sizes = [len(members), cfg.n_shadow_pool, cfg.n_validation, cfg.n_validation]
+    if sum(sizes) > len(others):
+        source = "known non-members" if nonmembers is not None else "other examples"
+        raise ConfigError("split", f"needs {sum(sizes)} non-members ({len(members)} for the "
+                          f"audit, as many as the target's members, {cfg.n_shadow_pool} shadow "
+                          f"pool, {cfg.n_validation} validation and as many held out for shadow "
+                          f"models) but {dataset} holds {len(others)} {source}")
+    order = others[rng(seed, "splits").permutation(len(others))].astype(np.int64)
+    outside, pool, validation, shadow_holdout, _ = np.split(order, np.cumsum(sizes))
+    return _with_keep(np.asarray(members, np.int64), outside, pool, validation, shadow_holdout,
+                      np.zeros(0, np.int64), n_shadow, seed)
+
+
+def _with_keep(members, nonmembers, pool, validation, shadow_holdout, canaries, n_shadow: int,
+               seed: int) -> Splits:
     n_train = len(members)
-    n_universe = 2 * n_train + cfg.n_shadow_pool
+    n_universe = 2 * n_train + len(pool)
     if n_shadow * n_train < n_universe:
         raise ConfigError("shadows.n_models", f"{n_shadow} shadow models of {n_train} "
                           f"examples each cannot train on every one of the {n_universe} universe "

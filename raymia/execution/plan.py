@@ -22,6 +22,7 @@ from raymia.data import Dataset, load_dataset
 from raymia.data.splits import make_splits
 from raymia.queries import check_queries
 from raymia.seeding import derive_seed
+from raymia.target import load_target
 
 
 def _is_grid(value) -> bool:
@@ -141,7 +142,9 @@ def load_and_check(experiments: list[Experiment]) -> dict[str, Dataset]:
         if pair not in fitted:
             check_model_fits(exp, datasets[key])
             fitted.add(pair)
-        make_splits(len(datasets[key]), exp.split, exp.shadows.n_models, exp.seed, exp.data.name)
+        target = load_target(exp, datasets[key])
+        make_splits(len(datasets[key]), exp.split, exp.shadows.n_models, exp.seed, exp.data.name,
+                    target and target[0])
         exp.defense.check(exp, datasets[key])
         check_queries(exp, datasets[key])
         try:

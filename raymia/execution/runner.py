@@ -159,7 +159,7 @@ def run_sweep(sweep: Sweep, results_dir: Path, address: str | None = None, resum
                 by_id[tid], sweep.name, "failed", one_line(result.error), now, now.timestamp(), "")})
     table = summary_table(results_dir, params)
     out("\n" + table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    out(f"\nParquet tables: {results_dir}/{{trials,attacks,scores,signals}}  "
+    out(f"\nParquet tables: {results_dir}/{{trials,attacks,scores,signals,slices,risk}}  "
         f"(pandas.read_parquet('{results_dir}/attacks'))")
     out(f"Figures: python -m raymia.report {results_dir}")
     return 0 if (table["status"] == "ok").all() else 1

@@ -73,10 +73,13 @@ class TrainJob:
     query_sets: tuple[QuerySet, ...] = ()
     boundary: BoundaryQuery | None = None
     relabel: Relabel | None = None  # the canaries' labels (raymia.data.canaries)
+    #: a model trained elsewhere (raymia.target): its state_dict, loaded, not trained
+    weights: dict[str, np.ndarray] | None = None
 
     def __post_init__(self):
         assert len(self.train_indices) == len(self.seeds) > 0
         assert len(self.holdout_indices) in (0, len(self.seeds))
+        assert self.weights is None or len(self.seeds) == 1
 
 
 @dataclass(eq=False)
@@ -152,6 +155,8 @@ def _trained(job: TrainJob, data: Dataset, defense, context: HookContext, device
              key: str):
     """(model, TrainLog, train accuracy, from the cache?): trained here, or loaded
     (waiting while another worker trains the same model)."""
+    if job.weights is not None:
+        return (*_loaded(job, data, context, device), False)
     if cache is None:
         return (*_train(job, data, defense, context, device), False)
     with cache.claim(key, device) as entry:
@@ -170,9 +175,21 @@ def _train(job: TrainJob, data: Dataset, defense, context: HookContext, device):
         generator = torch.Generator().manual_seed(context.seed)
         model, log = train_model(model, context.x, context.y, context.train_idx, train_cfg,
                                  defense.hooks(context, train_cfg), generator)
+    return model, log, _own_accuracy(model, context)
+
+
+def _loaded(job: TrainJob, data: Dataset, context: HookContext, device):
+    """The model trained elsewhere, with its weights; it ran no epoch here."""
+    from raymia.target import fit_weights
+
+    model = fit_weights(job.model, data, job.weights).to(device)
+    return model, TrainLog(0, float("nan"), {}), _own_accuracy(model, context)
+
+
+def _own_accuracy(model, context: HookContext) -> float:
+    """Accuracy on the model's own training set."""
     train_logits = predict_logits(model, context.x, context.train_idx)
-    acc = float((train_logits.argmax(1) == context.y[context.train_idx].cpu().numpy()).mean())
-    return model, log, acc
+    return float((train_logits.argmax(1) == context.y[context.train_idx].cpu().numpy()).mean())
 
 
 def _restore(job: TrainJob, data: Dataset, defense, context: HookContext, device, entry):
