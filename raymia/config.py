@@ -147,12 +147,18 @@ class ModelConfig(Section):
 
 
 OPTIMIZERS = ("sgd", "adam")
+#: how a job trains its models: together as one stacked model where they can
+#: (raymia.train.stacked), else (or with "sequential") one after another
+ENGINES = ("stacked", "sequential")
 SCHEDULES = ("constant", "cosine", "step")
 
 
 @dataclass(frozen=True)
 class TrainConfig(Section):
-    """The one training loop's knobs (raymia.train.loop)."""
+    """The one training loop's knobs (raymia.train.loop). `engine`: a job's
+    models of one architecture and training-set size train `stacked` as one
+    model where the architecture and the defense allow (raymia.train.stacked),
+    else one after another (`sequential`, the only choice for a job of one model)."""
 
     section = "train"
 
@@ -165,10 +171,12 @@ class TrainConfig(Section):
     label_smoothing: float = 0.0
     schedule: str = "constant"
     device: str = "auto"
+    engine: str = "stacked"
 
     def __post_init__(self):
         check_types(self)
         check_choice(self.optimizer, OPTIMIZERS, "optimizer")
+        check_choice(self.engine, ENGINES, "engine")
         check_choice(self.schedule, SCHEDULES, "schedule")
         check(self.lr > 0 and math.isfinite(self.lr), "lr", f"must be > 0, got {self.lr}")
         check(self.epochs >= 1, "epochs", f"must be >= 1, got {self.epochs}")
@@ -358,7 +366,8 @@ class Target(Section):
 #: Experiment fields added after the first release (see Experiment.trial_id)
 LATER_SECTIONS = ("output", "queries", "evaluation", "target")
 #: fields added to a first-release section later: counted only where not at their default
-LATER_FIELDS = {"split": ("canaries", "canary_kind"), "data": ("path", "label_column")}
+LATER_FIELDS = {"split": ("canaries", "canary_kind"), "data": ("path", "label_column"),
+                "train": ("engine",)}
 
 
 def _default_defense():

@@ -147,7 +147,10 @@ def _attack_rows(outputs, inputs, is_member, sample_ids, ids: dict, exp: Experim
 def _placement(results: list[JobResult]) -> dict:
     """How many models the jobs trained or took from the cache, and where they ran."""
     cached = np.concatenate([r.cached for r in results])
+    stacked = np.concatenate([r.stacked if r.stacked is not None else np.zeros(len(r.cached), bool)
+                              for r in results])
     return {"models_trained": int((~cached).sum()), "models_cached": int(cached.sum()),
+            "models_stacked": int(stacked.sum()),
             "job_nodes": ",".join(sorted({r.node for r in results}))}
 
 
@@ -341,7 +344,8 @@ def trial_row(exp: Experiment, sweep: str, status: str, error: str, started: dat
     }
     for name in ("train_acc", "test_acc", "gap", "ece", "epsilon_lower_bound", "n_members",
                  "n_nonmembers", "n_canaries", "n_shadow_models", "train_s", "shadow_s",
-                 "attack_s", "models_trained", "models_cached", "job_nodes", *training_stats()):
+                 "attack_s", "models_trained", "models_cached", "models_stacked", "job_nodes",
+                 *training_stats()):
         row[name] = metrics.get(name)
     return pd.DataFrame([row])
 

@@ -105,9 +105,9 @@ def trials_schema() -> pa.Schema:
             ("ece", F64), ("epsilon_lower_bound", F64), *training_stats().items(), ("n_members", I64),
             ("n_nonmembers", I64), ("n_canaries", I64), ("n_shadow_models", I64), ("wall_s", F64),
             ("train_s", F64), ("shadow_s", F64), ("attack_s", F64), ("models_trained", I64),
-            ("models_cached", I64), ("node", STR), ("job_nodes", STR), ("raymia_version", STR),
-            ("torch_version", STR), ("ray_version", STR), ("started_at", TIME),
-            ("finished_at", TIME)]
+            ("models_cached", I64), ("models_stacked", I64), ("node", STR), ("job_nodes", STR),
+            ("raymia_version", STR), ("torch_version", STR), ("ray_version", STR),
+            ("started_at", TIME), ("finished_at", TIME)]
     return _schema(head + config + tail)
 
 

@@ -28,6 +28,10 @@ class Defense(Section):
     #: trial_id counts it, so results of an earlier meaning keep an id of their own
     revision: ClassVar[int] = 1
     needs_holdout: ClassVar[bool] = False
+    #: whether a job's models with this defense train stacked (raymia.train.stacked):
+    #: its hooks act at epoch ends only (epoch_end, finish, report), each model's on
+    #: that model alone; a defense that changes batches, losses or the optimizer does not
+    stacks: ClassVar[bool] = False
 
     def training(self, cfg: TrainConfig) -> TrainConfig:
         return cfg

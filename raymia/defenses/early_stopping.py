@@ -26,6 +26,7 @@ class EarlyStopping(Defense):
     name = "early_stopping"
     stats: ClassVar[dict[str, type]] = {"best_epoch": int}
     needs_holdout = True
+    stacks = True  # its hook acts at epoch ends: each stacked model stops on its own
     patience: int = 10
 
     def __post_init__(self):

@@ -12,3 +12,4 @@ class NoDefense(Defense):
     """The undefended baseline: training exactly as configured."""
 
     name = "none"
+    stacks = True

@@ -19,6 +19,7 @@ class L2(Defense):
     """Weight decay `weight_decay` (L2 penalty through the optimizer)."""
 
     name = "l2"
+    stacks = True
     weight_decay: float = 5e-4
 
     def __post_init__(self):
@@ -34,6 +35,7 @@ class LabelSmoothing(Defense):
     """Cross-entropy against labels smoothed by `smoothing` (Szegedy et al. 2016)."""
 
     name = "label_smoothing"
+    stacks = True
     smoothing: float = 0.1
 
     def __post_init__(self):

@@ -2,6 +2,7 @@
 sets into the shared dataset. The unit of work that executors run."""
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 import warnings
@@ -22,6 +23,7 @@ from raymia.models import build_model
 from raymia.train.cache import ModelCache, fingerprint, model_key
 from raymia.train.hooks import HookContext
 from raymia.train.loop import TrainLog, predict_inputs, predict_logits, train_model
+from raymia.train.stacked import groups, train_stacked, why_not
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,6 +99,8 @@ class JobResult:
     cached: np.ndarray  # (n_models,) bool: loaded from the model cache, not trained
     queries: dict[str, np.ndarray]  # query set name -> (n_models, q, n, C) float32
     boundary: np.ndarray | None  # (boundary.n_models, len(boundary.rows)) distances
+    #: (n_models,) bool: trained stacked with the job's other models (raymia.train.stacked)
+    stacked: np.ndarray | None = None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -124,12 +128,14 @@ def run_job(job: TrainJob, data: Dataset, node: str | None = None) -> JobResult:
     queries: dict[str, list] = {q.name: [] for q in job.query_sets}
     inputs = {q.name: torch.as_tensor(q.make(data, q.rows)) for q in job.query_sets}  # once
     holdouts = job.holdout_indices or [np.zeros(0, np.int64)] * len(job.seeds)
-    for i, (train_idx, holdout_idx, seed) in enumerate(zip(job.train_indices, holdouts,
-                                                           job.seeds)):
-        context = HookContext(x, y, data.n_classes, train_idx, holdout_idx, seed)
-        key = model_key(data_key, train_idx, holdout_idx, seed, job.model, job.train,
-                        defense, device) if cache else ""
-        model, log, acc, was_cached = _trained(job, data, defense, context, device, cache, key)
+    contexts = [HookContext(x, y, data.n_classes, train_idx, holdout_idx, seed)
+                for train_idx, holdout_idx, seed in zip(job.train_indices, holdouts, job.seeds)]
+    keys = [model_key(data_key, c.train_idx, c.holdout_idx, c.seed, job.model, job.train,
+                      defense, device) if cache else "" for c in contexts]
+    stacked = _stacked(job, data, defense, contexts, device, cache, keys)
+    for i, (context, key) in enumerate(zip(contexts, keys)):
+        model, log, acc, was_cached = stacked.get(i) or _trained(job, data, defense, context,
+                                                                 device, cache, key)
         answer, released_stats = _answerer(model, output, context, cache, key)
         logits.append(_answer_rows(answer, x, job.eval_indices, data.n_classes))
         for q in job.query_sets:  # the same inputs for every model of the job
@@ -148,7 +154,52 @@ def run_job(job: TrainJob, data: Dataset, node: str | None = None) -> JobResult:
         epochs_run=np.array(epochs), stats=stats, started_at=started, finished_at=time.time(),
         node=node or socket.gethostname(), device=str(device), cached=np.array(cached, bool),
         queries={k: np.stack(v).astype(np.float32) for k, v in queries.items()},
-        boundary=np.stack(distances) if distances else None)
+        boundary=np.stack(distances) if distances else None,
+        stacked=np.array([i in stacked and not stacked[i][3] for i in range(len(contexts))]))
+
+
+def _stacked(job: TrainJob, data: Dataset, defense, contexts: list[HookContext], device,
+             cache, keys: list[str]) -> dict[int, tuple]:
+    """{model position: (model, TrainLog, train accuracy, from the cache?)} of the
+    models this job trains stacked (raymia.train.stacked): with `train.engine`
+    "stacked", models of one training-set size, two or more, whose architecture
+    and defense stack. The others are left to the one-at-a-time loop. Their
+    cache keys are claimed in sorted order (no two workers wait on each other)."""
+    if job.train.engine != "stacked" or len(contexts) < 2 or job.weights is not None:
+        return {}
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        probe = build_model(job.model, data.input_shape, data.n_classes)
+    if why_not(probe, defense) is not None:
+        return {}
+    out: dict[int, tuple] = {}
+    train_cfg = defense.training(job.train)
+    for group in (g for g in groups([c.train_idx for c in contexts]) if len(g) > 1):
+        with contextlib.ExitStack() as claims:
+            todo = []
+            for i in sorted(group, key=lambda i: keys[i]):
+                entry = claims.enter_context(cache.claim(keys[i], device)) if cache else None
+                if entry is not None:
+                    out[i] = (*_restore(job, data, defense, contexts[i], device, entry), True)
+                else:
+                    todo.append(i)
+            todo.sort()
+            models, hooks = [], []
+            for i in todo:
+                with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                    torch.manual_seed(contexts[i].seed)  # the init the loop would draw
+                    models.append(build_model(job.model, data.input_shape,
+                                              data.n_classes).to(device))
+                    hooks.append(defense.hooks(contexts[i], train_cfg))
+            trained = train_stacked(models, contexts[0].x, contexts[0].y,
+                                    [contexts[i].train_idx for i in todo], train_cfg, hooks,
+                                    [torch.Generator().manual_seed(contexts[i].seed)
+                                     for i in todo]) if todo else []
+            for i, (model, log) in zip(todo, trained):
+                acc = _own_accuracy(model, contexts[i])
+                if cache:
+                    cache.save(keys[i], model, acc, log.epochs_run, log.stats)
+                out[i] = (model, log, acc, False)
+    return out
 
 
 def _trained(job: TrainJob, data: Dataset, defense, context: HookContext, device, cache,

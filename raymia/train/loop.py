@@ -24,10 +24,12 @@ class TrainLog:
     stats: dict = field(default_factory=dict)  # what the hooks report
 
 
-def make_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+def make_optimizer(cfg: TrainConfig, params, fused: bool | None = None) -> torch.optim.Optimizer:
+    """`fused`: torch's one-pass kernel (the same update, rounded differently)."""
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
+                               weight_decay=cfg.weight_decay, fused=fused)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused)
 
 
 def make_schedule(cfg: TrainConfig, optimizer) -> torch.optim.lr_scheduler.LRScheduler:
