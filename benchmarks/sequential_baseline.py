@@ -2,9 +2,12 @@
 scripts did it (one model after another in a plain PyTorch loop, one process)
 and with raymia on a local Ray. Same splits, epochs, shadow models, attacks.
 
-    python benchmarks/sequential_baseline.py [--sweep sweeps/quickstart.py]
+    python benchmarks/sequential_baseline.py [--sweep sweeps/quickstart.py] [--runs 3]
 
-Prints both wall times and their ratio (baseline / raymia; above 1 means raymia is faster).
+Runs each `--runs` times, alternating, and prints every run's wall times and
+the ratio of their medians (baseline / raymia; above 1 means raymia is
+faster). raymia trains each job's shadow models stacked (`train.engine`,
+raymia.train.stacked), as a sweep does by default.
 """
 from __future__ import annotations
 
@@ -72,9 +75,12 @@ def baseline(experiments, datasets_by_name) -> float:
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--sweep", default="sweeps/quickstart.py")
+    p.add_argument("--runs", type=int, default=3, help="runs of each; the medians are compared")
     args = p.parse_args()
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
     from raymia.execution.plan import expand
     from raymia.execution.runner import run_sweep
 
@@ -82,18 +88,24 @@ def main():
     experiments = expand(sweep)
     datasets = {e.data.name: load_dataset(e.data) for e in experiments}
     print(f"workload: {len(experiments)} trials x (1 target + {sweep.base.shadows.n_models} "
-          f"shadow models), {sweep.base.train.epochs} epochs, {os.cpu_count()} CPUs")
-
-    torch.set_num_threads(os.cpu_count())
-    t_base = baseline(experiments, datasets)
-    print(f"sequential baseline (one process, {torch.get_num_threads()} torch threads): {t_base:.1f} s")
-
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        run_sweep(sweep, Path(tmp) / sweep.name, out=lambda line: None)
-        t_ray = time.perf_counter() - start
-    print(f"raymia on local Ray (incl. Ray start-up): {t_ray:.1f} s")
-    print(f"speed-up baseline / raymia: {t_base / t_ray:.2f}x")
+          f"shadow models, {sweep.base.shadows.models_per_job} per job, train.engine "
+          f"{sweep.base.train.engine!r}), {sweep.base.train.epochs} epochs, "
+          f"{os.cpu_count()} CPUs")
+    bases, rays = [], []
+    for run in range(args.runs):  # alternated, so both see the same machine
+        torch.set_num_threads(os.cpu_count())
+        bases.append(baseline(experiments, datasets))
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            run_sweep(sweep, Path(tmp) / sweep.name, out=lambda line: None)
+            ray.shutdown()  # every run pays Ray's start-up
+            rays.append(time.perf_counter() - start)
+        print(f"run {run + 1}: sequential baseline (one process, {torch.get_num_threads()} "
+              f"torch threads) {bases[-1]:.1f} s, raymia on local Ray (incl. Ray start-up) "
+              f"{rays[-1]:.1f} s, ratio {bases[-1] / rays[-1]:.2f}x", flush=True)
+    base, ray_s = float(np.median(bases)), float(np.median(rays))
+    print(f"median of {args.runs}: baseline {base:.1f} s, raymia {ray_s:.1f} s, "
+          f"speed-up baseline / raymia {base / ray_s:.2f}x")
 
 
 if __name__ == "__main__":

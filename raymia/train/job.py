@@ -169,7 +169,7 @@ def _stacked(job: TrainJob, data: Dataset, defense, contexts: list[HookContext],
         return {}
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         probe = build_model(job.model, data.input_shape, data.n_classes)
-    if why_not(probe, defense) is not None:
+    if why_not(probe, defense, device) is not None:
         return {}
     out: dict[int, tuple] = {}
     train_cfg = defense.training(job.train)

@@ -29,7 +29,8 @@ model that is not an `nn.Sequential` of the layers below (e.g. a ResNet),
 one with buffers (BatchNorm's running statistics fall back) or dropout (its
 draws would differ from the loop's), and defenses whose hooks change
 batches, losses or the optimizer (DP-SGD, AdvReg, MixupMMD, SELENA's
-distillation). Models of different training-set sizes are stacked in groups
+distillation), and on a CPU a model with convolutions (measured slower
+stacked there). Models of different training-set sizes are stacked in groups
 of one size. Layers that stack: Flatten, Linear, Conv2d, the pooling layers
 and the elementwise activations (STACKED_LAYERS, ELEMENTWISE).
 """
@@ -52,8 +53,10 @@ POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2
 STACKED_LAYERS = (nn.Flatten, nn.Linear, nn.Conv2d, *POOLING, *ELEMENTWISE)
 
 
-def why_not(model: nn.Module, defense) -> str | None:
-    """None when models like `model` trained with `defense` can be stacked; else why not."""
+def why_not(model: nn.Module, defense, device: torch.device | None = None) -> str | None:
+    """None when models like `model` trained with `defense` on `device` are
+    stacked; else why not. Convolutional models stack on GPUs only: on a CPU
+    a grouped convolution is slower than one per model (benchmarks/stacking.py)."""
     if not getattr(defense, "stacks", False):
         return f"the {defense.name} defense does not stack"
     if not isinstance(model, nn.Sequential):
@@ -67,6 +70,9 @@ def why_not(model: nn.Module, defense) -> str | None:
             return "a Conv2d with a padding mode other than zeros does not stack"
     if any(True for _ in model.buffers()):
         return "the model has buffers (BatchNorm running statistics)"
+    if device is not None and device.type == "cpu" and any(isinstance(m, nn.Conv2d)
+                                                          for m in model):
+        return "convolutions stack on GPUs only (on a CPU, grouped ones are slower)"
     return None
 
 
