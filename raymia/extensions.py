@@ -40,17 +40,21 @@ class Extensions:
         return [f"{kind} {name}" for kind, got in self.entries.items() for name in got]
 
 
-#: what raymia itself registers (noted once `import raymia` has filled the registries)
+#: what raymia itself registers, by registry name (filled by note_builtins)
 BUILTIN: dict[str, dict] = {}
 
 
 def note_builtins() -> None:
-    BUILTIN.update({kind: dict(reg) for kind, reg in REGISTRIES.items()})
+    """Note every registry's built-in entries in BUILTIN. Each registry fills
+    itself with them on first use (raymia.registry) and tells them apart from
+    a sweep file's entries however late this is called."""
+    BUILTIN.update({kind: reg.builtin_entries() for kind, reg in REGISTRIES.items()})
 
 
 def foreign() -> Extensions:
     """Every registered entry raymia did not register itself, with the modules
     they come from."""
+    note_builtins()
     entries, modules = {}, set()
     for kind, reg in REGISTRIES.items():
         builtin = BUILTIN.get(kind, {})

@@ -7,7 +7,6 @@ that confident models (p_y -> 1) stay finite ("numerically stable everything").
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import log_softmax, logsumexp
 
 
 def _check(logits: np.ndarray, labels: np.ndarray) -> None:
@@ -17,6 +16,8 @@ def _check(logits: np.ndarray, labels: np.ndarray) -> None:
 
 def log_probs(logits: np.ndarray) -> np.ndarray:
     """(..., n, C) log-softmax in float64."""
+    from scipy.special import log_softmax  # here: a training worker (SELENA) imports no SciPy
+
     return log_softmax(np.asarray(logits, dtype=np.float64), axis=-1)
 
 
@@ -30,6 +31,8 @@ def true_log_prob(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 def phi(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """LiRA's logit-scaled confidence log p_y - log(1 - p_y) = z_y - logsumexp_{j != y} z_j."""
+    from scipy.special import logsumexp  # here: a training worker imports no SciPy
+
     _check(logits, labels)
     z = np.asarray(logits, dtype=np.float64)
     onehot = np.arange(z.shape[-1]) == labels[:, None]  # (n, C)

@@ -1,12 +1,12 @@
 """The attacks: each registered where it is written (`@register_attack`,
 raymia.attacks.spec) into raymia.registry.ATTACKS, name -> AttackSpec.
-Importing this package registers the built-in ones (the SELENA adaptive
-attack registers with raymia.selena).
+ATTACKS imports the modules that define the built-in ones (scikit-learn and
+SciPy among their imports) the first time it is read, not this package: a
+training worker imports raymia.attacks.boundary without them.
 
 Higher score = member, for every attack and variant."""
 from __future__ import annotations
 
-from raymia.attacks import label_only, learned, lira, metric, rmia  # noqa: F401  (registrations)
 from raymia.attacks.base import AttackInputs, AttackOutput, MissingSignal
 from raymia.attacks.spec import AttackSpec, register_attack
 from raymia.config import ReferenceConfig

@@ -22,7 +22,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from raymia.data.dataset import Dataset, DataError, checked
 
@@ -134,6 +133,8 @@ def _checked(x, y, n_classes, kind: str, source: str) -> Dataset:
 def load_csv(path: Path, label_column: str = "label") -> Dataset:
     """A .csv with a header row: `label_column` holds the labels, the other
     columns numeric features."""
+    import pandas as pd  # here: training workers import this module, never read a CSV
+
     try:
         table = pd.read_csv(path)
     except pd.errors.EmptyDataError:

@@ -16,7 +16,6 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from raymia.data.dataset import Dataset, DataError, checked
 
@@ -31,6 +30,8 @@ def data_root(cfg) -> Path:
 
 
 def _read_csv(path: Path) -> np.ndarray:
+    import pandas as pd  # here: training workers import this module, never read a CSV
+
     if not path.is_file():
         raise DataError(str(path), "file is missing")
     try:

@@ -11,12 +11,12 @@ import dataclasses
 import functools
 import logging
 import math
+import sys
 import warnings
 from dataclasses import dataclass
 
 import torch
 from torch.utils.data import DataLoader
-from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from raymia.config import ConfigError, TrainConfig, check, check_choice
 from raymia.defenses.base import Defense
@@ -68,22 +68,38 @@ def _residual_forward(self, x):
     return self.relu(out + identity)
 
 
-class _BasicBlock(BasicBlock):
-    forward = _residual_forward
+def _out_of_place_block(base: type) -> type:
+    """`_BasicBlock` / `_Bottleneck`: torchvision's residual block `base` with
+    `_residual_forward`, made once, on first use, so that importing this
+    module, as every training job does through raymia.defenses, imports no
+    torchvision."""
+    name = "_" + base.__name__
+    if name not in globals():
+        globals()[name] = type(name, (base,), {"forward": _residual_forward,
+                                               "__module__": __name__})
+    return globals()[name]
 
 
-class _Bottleneck(Bottleneck):
-    forward = _residual_forward
+def __getattr__(name: str):
+    """`_BasicBlock` and `_Bottleneck` before their first use (a model holding
+    them unpickled)."""
+    if name not in ("_BasicBlock", "_Bottleneck"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from torchvision.models import resnet
+
+    return _out_of_place_block(getattr(resnet, name[1:]))
 
 
 def _out_of_place(model: torch.nn.Module) -> None:
     """In-place activations and residual additions break Opacus' backward hooks:
     make them out of place (same function, same parameters)."""
+    resnet = sys.modules.get("torchvision.models.resnet")  # none: no model holds its blocks
+    blocks = () if resnet is None else (resnet.BasicBlock, resnet.Bottleneck)
     for module in model.modules():
         if getattr(module, "inplace", False):
             module.inplace = False
-        if type(module) in (BasicBlock, Bottleneck):
-            module.__class__ = _BasicBlock if type(module) is BasicBlock else _Bottleneck
+        if type(module) in blocks:
+            module.__class__ = _out_of_place_block(type(module))
 
 
 def make_dp_compatible(model: torch.nn.Module, name: str) -> torch.nn.Module:

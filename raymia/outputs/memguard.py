@@ -61,13 +61,20 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.special import softmax
 from torch import nn
 
 from raymia.config import check
 from raymia.seeding import derive_seed
 
 NEAR_HALF = 1e-5  # the original releases a query as is when |g - 0.5| <= this
+
+
+def softmax(z, axis: int) -> np.ndarray:
+    """scipy.special.softmax, imported on first use: every training job imports
+    this module (through raymia.outputs), and only MemGuard's need SciPy."""
+    from scipy.special import softmax as scipy_softmax
+
+    return scipy_softmax(z, axis=axis)
 
 
 class DefenderClassifier(nn.Module):

@@ -22,8 +22,6 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from scipy.optimize import minimize_scalar
-from scipy.special import log_softmax
 
 from raymia.config import check
 
@@ -116,6 +114,8 @@ def temperature(logits, T: float) -> np.ndarray:
 
 
 def _mean_nll(z: np.ndarray, labels: np.ndarray, T: float) -> float:
+    from scipy.special import log_softmax  # SciPy here: every training job imports this module
+
     with np.errstate(over="ignore"):
         lp = log_softmax((z - z.max(axis=1, keepdims=True)) / T, axis=1)
     return float(-lp[np.arange(len(z)), labels].mean())
@@ -134,6 +134,8 @@ def fit_temperature(val_logits, val_labels) -> float:
         raise ValueError(f"need n >= 1 integer labels for logits {z.shape}, got {labels.shape}")
     if labels.min() < 0 or labels.max() >= z.shape[1]:
         raise ValueError(f"labels must be in [0, {z.shape[1]})")
+    from scipy.optimize import minimize_scalar  # SciPy only for the temperature defense
+
     lo, hi = np.log(T_BOUNDS)
     res = minimize_scalar(lambda log_t: _mean_nll(z, labels, float(np.exp(log_t))),
                           bounds=(lo, hi), method="bounded", options={"xatol": 1e-6})
