@@ -18,7 +18,8 @@ Workloads, on seeded synthetic data (no download): a Purchase-sized MLP
 CNN (small_cnn on 3x32x32, 10 classes), and the CIFAR ResNet-18, which has
 BatchNorm and so does not stack (alone and packed only). Sized to finish in
 about 8 minutes on one H100; `--smoke` shrinks everything (2 models, 128
-examples, 8x8 images) and runs on CPU with a fake GPU resource for the packing.
+examples, 8x8 images, packing for the MLP only) and runs on CPU, with a fake
+GPU resource for the packing (or CPU actors on a Ray already running).
 """
 from __future__ import annotations
 
@@ -91,8 +92,9 @@ def packed(data, model, k, epochs, batch, device, per_gpu: int) -> dict:
 
     from raymia.execution.actors import RayExecutor
 
-    cpus = os.cpu_count() or 1
-    resources = Resources(cpus_per_job=max(1, cpus // per_gpu), gpus_per_job=1 / per_gpu,
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    gpus = 1 / per_gpu if ray.cluster_resources().get("GPU") else 0.0  # smoke: a Ray without
+    resources = Resources(cpus_per_job=max(1, cpus // per_gpu), gpus_per_job=gpus,  # GPUs
                           parallel_jobs=per_gpu)
     executor = RayExecutor(ray.put(data), resources)
     work = [job(data, model, 1, epochs, batch, device, "sequential", m) for m in range(k)]
@@ -125,8 +127,10 @@ def main(argv=None) -> list[dict]:
     if args.smoke:
         args.models, args.epochs, args.packing = 2, 1, [2]
     torch.set_num_threads(1 if args.smoke else max(1, (os.cpu_count() or 1) // 2))
-    ray.init(address="local", num_cpus=os.cpu_count() or 1, num_gpus=1,
-             include_dashboard=False, logging_level="WARNING")
+    started = not ray.is_initialized()  # a smoke run may share a Ray already running
+    if started:
+        ray.init(address="local", num_cpus=os.cpu_count() or 1, num_gpus=1,
+                 include_dashboard=False, logging_level="WARNING")
     name = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU (smoke, CPU)"
     print(f"{args.models} models per workload and mode, {args.epochs} epochs; {name}", flush=True)
     rows = []
@@ -143,7 +147,7 @@ def main(argv=None) -> list[dict]:
                 # on a CPU convolutions do not stack (raymia.train.stacked.why_not)
                 modes.append(("stacked", lambda: in_process(data, model, args.models, epochs,
                                                             batch, device, "stacked")))
-            for per_gpu in args.packing:
+            for per_gpu in args.packing if not args.smoke or workload == "purchase_mlp" else ():
                 modes.append((f"packed x{per_gpu}", lambda per_gpu=per_gpu: packed(
                     data, model, args.models, epochs, batch, device, per_gpu)))
             base = None
@@ -159,7 +163,8 @@ def main(argv=None) -> list[dict]:
                       f"  peak {got['peak_mib']:7.0f} MiB  stacked={got['stacked']}",
                       flush=True)
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
     Path(args.out).write_text(json.dumps(rows, indent=2))
     print(f"table: {args.out}")
     return rows

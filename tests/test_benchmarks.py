@@ -2,9 +2,6 @@
 await a GPU machine) and the stacking benchmark at small sizes."""
 import importlib.util
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,26 +17,23 @@ def script(name):
 
 
 @pytest.mark.ray
-def test_the_gpu_suite_smoke_run_passes_on_cpu(tmp_path):
+def test_the_gpu_suite_smoke_run_passes_on_cpu(ray_session, tmp_path, capsys):
+    """`python benchmarks/gpu_suite.py --smoke`, here in this process and on the
+    tests' Ray (its packing then takes CPUs, not a fake GPU)."""
     out = tmp_path / "suite.json"
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
-           "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_suite.py"), "--smoke",
-                           "--out", str(out)], env=env, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    script("gpu_suite").main(["--smoke", "--out", str(out)])
+    printed = capsys.readouterr().out
     rows = json.loads(out.read_text())
     modes = {(r["workload"], r["mode"]) for r in rows}
     assert modes == {("purchase_mlp", "alone"), ("purchase_mlp", "stacked"),
                      ("purchase_mlp", "packed x2"), ("small_cnn", "alone"),
-                     ("small_cnn", "stacked"), ("small_cnn", "packed x2"),
-                     ("cifar_resnet18", "alone"), ("cifar_resnet18", "packed x2")}
+                     ("small_cnn", "stacked"), ("cifar_resnet18", "alone")}
     by = {(r["workload"], r["mode"]): r for r in rows}
     assert by[("purchase_mlp", "stacked")]["stacked"]  # the MLP stacks
     assert not by[("small_cnn", "stacked")]["stacked"]  # convolutions: on GPUs only
     assert all(r["models_per_s"] > 0 for r in rows)
     assert all(by[(r["workload"], "alone")]["ratio_to_alone"] == 1.0 for r in rows)
-    assert "table:" in done.stdout
+    assert "table:" in printed and ray_session.is_initialized()  # the tests' Ray stays up
 
 
 def test_the_stacking_benchmark_reports_both_engines():

@@ -13,7 +13,7 @@ from raymia.experiment import run_trial
 from raymia.train.cache import ModelCache, fingerprint, model_key
 
 TIMING = ["wall_s", "train_s", "shadow_s", "attack_s", "started_at", "finished_at",
-          "models_trained", "models_cached"]
+          "models_trained", "models_cached", "models_stacked"]  # how, not what
 
 
 def _trial(exp, digits, cache):

@@ -144,7 +144,7 @@ def _launch(args, **kw):
 
 def test_a_killed_driver_resumes_without_retraining_finished_trials(tmp_path,
                                                                    restored_registries):
-    path = write_sweep(tmp_path, "killed", epochs=30)
+    path = write_sweep(tmp_path, "killed", epochs=8)
     out = tmp_path / "out"
     args = [str(path), "--results", str(out), "--max-concurrent", "1"]
     driver = _launch(args)
