@@ -1,7 +1,7 @@
 """Models per second, stacked (raymia.train.stacked) against one at a time,
 in one run, at one torch thread.
 
-    python benchmarks/stacking.py [--ks 1 4 8 16 64] [--epochs 2] [--models mlp_digits ...]
+    python benchmarks/stacking.py [--ks 1 4 8 16 64] [--epochs 10] [--models mlp_digits ...]
 
 For each architecture and k, k freshly built models train on their own
 random index sets for the same epochs, batch size 32, Adam: once stacked
@@ -64,7 +64,7 @@ def measure(name: str, k: int, epochs: int) -> dict:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--ks", type=int, nargs="+", default=[1, 4, 8, 16, 64])
-    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--models", nargs="+", default=list(ARCHITECTURES), choices=ARCHITECTURES)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
