@@ -43,7 +43,10 @@ def audited(ray_session, tmp_path_factory):
     fewer references and epochs (raymia's own target of the same recipe, the
     sweep's second trial, is left out: tests/test_target.py compares the two)."""
     folder = tmp_path_factory.mktemp("user")
-    (folder / "train_my_model.py").write_text(readme_script())
+    script = readme_script()
+    assert "for epoch in range(60):" in script
+    # the README's script as it is, trained for 20 epochs instead of 60 (time)
+    (folder / "train_my_model.py").write_text(script.replace("range(60)", "range(20)"))
     subprocess.run([sys.executable, "train_my_model.py"], cwd=folder, check=True, timeout=300)
     sweep_file = folder / "sweep.py"
     sweep_file.write_text(SWEEP.format(path=str(ROOT / "sweeps" / "audit_my_model.py")))
@@ -65,7 +68,7 @@ def test_the_readme_path_audits_the_users_model(audited):
     assert len(trials) == 1
     mine = trials.iloc[0]
     assert mine["target.weights"] == str(folder / "my_model" / "weights.pt")
-    assert mine["n_members"] == 300 and mine["epochs_run"] == 0 and mine["train_acc"] == 1.0
+    assert mine["n_members"] == 300 and mine["epochs_run"] == 0 and mine["train_acc"] > 0.95
     attacks = pd.read_parquet(results / "attacks")
     lira = attacks.query("attack == 'lira' and variant == 'offline' and eval_set == 'original'")
     assert len(lira) == 1 and (lira.auc > 0.5).all()

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import tiny_experiment
 from raymia import (L2, ConfigError, Experiment, LabelOnly, Laplace, MemGuard, Rounding,
-                    SplitConfig, Temperature, TopK)
+                    ShadowConfig, SplitConfig, Temperature, TopK)
 from raymia.execution.inprocess import InProcessExecutor
 from raymia.execution.plan import load_and_check
 from raymia.experiment import run_trial
@@ -146,7 +146,8 @@ def test_memguard_fits_its_classifier_once_per_model_with_the_cache(digits, tmp_
     original = mechanism.train_defender_classifier
     monkeypatch.setattr(mechanism, "train_defender_classifier",
                         lambda *a, **k: fits.append(1) or original(*a, **k))
-    exp = tiny_experiment(split=HELD_OUT, output=MemGuard(chunk=50))
+    exp = tiny_experiment(split=HELD_OUT, output=MemGuard(chunk=50),
+                          shadows=ShadowConfig(n_models=2, models_per_job=2))
     first = run_trial(exp, digits, InProcessExecutor(digits), cache_dir=str(tmp_path))
     assert len(fits) == 1 + exp.shadows.n_models  # the target's, then each shadow's own
     again = run_trial(exp, digits, InProcessExecutor(digits), cache_dir=str(tmp_path))
