@@ -154,10 +154,11 @@ def fits_thresholds(a: dict) -> bool:
     return keep is not None and keep.any() and not keep.all()
 
 
-def run(a: dict, attacks=None, exp: Experiment | None = None):
-    """(outputs, rehearsal, chosen, skipped): every attack the arrays allow."""
+def run(a: dict, inputs: AttackInputs, attacks=None, exp: Experiment | None = None):
+    """(outputs, rehearsal, chosen, skipped): every attack the arrays `a` (and
+    their `inputs`, inputs_of(a)) allow."""
     exp = exp or Experiment()
-    inputs, refs, fitted = inputs_of(a), "ref_logits" in a, fits_thresholds(a)
+    refs, fitted = "ref_logits" in a, fits_thresholds(a)
     everything = [n for n, spec in ATTACKS.items() if not spec.stages] if refs else METRICS
     outputs, skipped = [], []
     for name in attacks or everything:
@@ -181,7 +182,7 @@ def run(a: dict, attacks=None, exp: Experiment | None = None):
 def audit(path: str, results_dir: str | None = None, name: str | None = None, seed: int = 0,
           attacks=None, evaluation: EvaluationConfig | None = None) -> dict[str, pd.DataFrame]:
     """Audit FILE.npz and write its tables; returns them."""
-    from raymia.experiment import _attack_rows  # the rows a sweep's trial writes
+    from raymia.experiment import eval_set_rows  # the rows a sweep's trial writes
 
     t0, started = time.time(), datetime.now(timezone.utc)
     a = read_logits(path)
@@ -192,13 +193,13 @@ def audit(path: str, results_dir: str | None = None, name: str | None = None, se
     exp = Experiment(seed=seed, evaluation=evaluation or EvaluationConfig())
     name = name or Path(path).stem
     trial_id = hashlib.sha256(Path(path).read_bytes() + str(seed).encode()).hexdigest()[:12]
-    outputs, rehearsal, chosen, skipped = run(a, attacks, exp)
     inputs = inputs_of(a)
+    outputs, rehearsal, chosen, skipped = run(a, inputs, attacks, exp)
     canary = a.get("is_canary", np.zeros(len(a["labels"]), bool)).astype(bool)
     key = {"sweep": name, "trial_id": trial_id}
     rows, parts = [], []
     for eval_set, subset in [(ORIGINAL, ~canary)] + ([(CANARIES, canary)] if canary.any() else []):
-        got_rows, got_parts = _attack_rows(outputs, inputs, a["is_member"], a["sample_id"],
+        got_rows, got_parts = eval_set_rows(outputs, inputs, a["is_member"], a["sample_id"],
                                            {**key, "eval_set": eval_set}, exp, rehearsal,
                                            chosen, subset)
         rows += got_rows

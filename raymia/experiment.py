@@ -104,7 +104,7 @@ def _answer_in_chunks(exp: Experiment, target_job: TrainJob, universe: np.ndarra
                          for s in range(0, len(universe), size)])
 
 
-def _attack_rows(outputs, inputs, is_member, sample_ids, ids: dict, exp: Experiment,
+def eval_set_rows(outputs, inputs, is_member, sample_ids, ids: dict, exp: Experiment,
                  rehearsal: dict, chosen: tuple[str, str] | None, subset: np.ndarray):
     """The `attacks` rows and `scores` parts of one evaluation set, the audit
     positions `subset` of the attacks' `outputs`: every attack variant, then
@@ -147,8 +147,7 @@ def _attack_rows(outputs, inputs, is_member, sample_ids, ids: dict, exp: Experim
 def _placement(results: list[JobResult]) -> dict:
     """How many models the jobs trained or took from the cache, and where they ran."""
     cached = np.concatenate([r.cached for r in results])
-    stacked = np.concatenate([r.stacked if r.stacked is not None else np.zeros(len(r.cached), bool)
-                              for r in results])
+    stacked = np.concatenate([r.stacked for r in results])
     return {"models_trained": int((~cached).sum()), "models_cached": int(cached.sum()),
             "models_stacked": int(stacked.sum()),
             "job_nodes": ",".join(sorted({r.node for r in results}))}
@@ -246,7 +245,7 @@ def run_trial(exp: Experiment, data: Dataset, executor: Executor, sweep: str = "
     for attack_inputs, subsets in eval_sets:
         outputs = run_attacks(exp.attacks, attack_inputs, exp.reference)
         for eval_set, subset in subsets:
-            rows, parts = _attack_rows(outputs, attack_inputs, is_member, splits.audit,
+            rows, parts = eval_set_rows(outputs, attack_inputs, is_member, splits.audit,
                                        {**key, "eval_set": eval_set}, exp, rehearsal, chosen,
                                        subset)
             attack_rows += rows

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from raymia.analysis import CHOICE
 from raymia.data.canaries import CANARIES
 from raymia.results import read_table
 from raymia.slices import by_sample_id
 
-CHOICE = "attacker_choice"
 RISK_LIRA = re.compile(r"online(_aug\d+)?")  # per-example variance, plain and augmented
 EVAL_SETS = ("original", CANARIES)
 COLUMNS = ("sweep", "trial_id", "attack", "variant", "eval_set", "sample_id", "label",

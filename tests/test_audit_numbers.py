@@ -216,7 +216,7 @@ def test_offline_attacks_never_take_an_in_model_as_out():
 
 def test_without_a_rehearsable_attack_the_first_named_one_stands():
     from raymia.attacks import AttackOutput
-    from raymia.experiment import _attack_rows
+    from raymia.experiment import eval_set_rows
 
     assert choose({}) is None
     gen = np.random.default_rng(0)
@@ -225,7 +225,7 @@ def test_without_a_rehearsable_attack_the_first_named_one_stands():
                           gen.normal(size=(2, 40, 3)), np.zeros(40, int), np.ones((2, 40), bool))
     outputs = [AttackOutput("a", "x", gen.normal(size=40), 0.0),
                AttackOutput("b", "y", gen.normal(size=40), 0.0)]
-    rows, _ = _attack_rows(outputs, inputs, member, np.arange(40),
+    rows, _ = eval_set_rows(outputs, inputs, member, np.arange(40),
                            {"sweep": "s", "trial_id": "t", "eval_set": "original"},
                            tiny_experiment(evaluation=EvaluationConfig(n_resamples=100)), {}, None,
                            np.ones(40, bool))

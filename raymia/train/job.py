@@ -100,7 +100,7 @@ class JobResult:
     queries: dict[str, np.ndarray]  # query set name -> (n_models, q, n, C) float32
     boundary: np.ndarray | None  # (boundary.n_models, len(boundary.rows)) distances
     #: (n_models,) bool: trained stacked with the job's other models (raymia.train.stacked)
-    stacked: np.ndarray | None = None
+    stacked: np.ndarray
 
 
 def resolve_device(name: str) -> torch.device:
